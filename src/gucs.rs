@@ -1,0 +1,74 @@
+//! Every `d5.*` setting, defined in one place.
+//!
+//! The tenant and actor live in superuser-only settings that only
+//! `d5.set_tenant` / `d5.set_actor` change, always with `SET LOCAL`
+//! semantics; see `tenancy::context` for why.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub const TENANT_GUC: &CStr = c"d5.tenant";
+pub const ACTOR_GUC: &CStr = c"d5.actor";
+
+pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static REQUIRE_TENANT_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static MAX_DOCUMENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+
+/// Flags for the context settings: never read from a file, never shown as
+/// something to configure; only our functions set them.
+fn context_flags() -> GucFlags {
+    GucFlags::NO_SHOW_ALL | GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE
+}
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        TENANT_GUC,
+        c"Tenant in force for this transaction (set only by d5.set_tenant).",
+        c"Superuser-only so that SET, set_config, ALTER ROLE and placeholders cannot forge it.",
+        &TENANT,
+        GucContext::Suset,
+        context_flags(),
+    );
+    GucRegistry::define_string_guc(
+        ACTOR_GUC,
+        c"Application actor recorded in the audit log (set only by d5.set_actor).",
+        c"",
+        &ACTOR,
+        GucContext::Suset,
+        context_flags(),
+    );
+    GucRegistry::define_bool_guc(
+        c"d5.require_tenant_token",
+        c"When on, d5_app may set a tenant only with a signed token.",
+        c"Only a superuser or d5_admin (GRANT SET ON PARAMETER) can change it.",
+        &REQUIRE_TENANT_TOKEN,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"d5.max_document_bytes",
+        c"Largest JSON document d5 validates; larger ones are refused (54000).",
+        c"",
+        &MAX_DOCUMENT_BYTES,
+        1024,
+        256 * 1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
+    reserve_prefix();
+}
+
+/// After this, `SET d5.anything_unknown` fails instead of creating a placeholder.
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+fn reserve_prefix() {
+    // SAFETY: called once from _PG_init with a static NUL-terminated name.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"d5".as_ptr()) }
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+fn reserve_prefix() {
+    // SAFETY: same as above; PG13/14 call this EmitWarningsOnPlaceholders.
+    unsafe { pgrx::pg_sys::EmitWarningsOnPlaceholders(c"d5".as_ptr()) }
+}

@@ -1,0 +1,36 @@
+//! d5_storage: one Postgres database as the storage layer of a multi-tenant
+//! FinOps platform. Each capability is a module; this file only wires them.
+
+use pgrx::prelude::*;
+
+mod error;
+mod gucs;
+mod tenancy;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!(
+    "../sql/tenancy.sql",
+    name = "tenancy",
+    requires = [tenancy::current_tenant, tenancy::check_credentials_ref]
+);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
