@@ -8,6 +8,8 @@ cd "$ROOT/tests/pg_regress"
 tests=$(cd sql && ls ./*.sql | sed 's|^\./||; s|\.sql$||' | sort)
 out=$ROOT/target/pg_regress
 rm -rf "$out"; mkdir -p "$out"; chmod 777 "$out"
+psql -X -q -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres \
+    -c "DROP DATABASE IF EXISTS d5_regress WITH (FORCE)" -c "CREATE DATABASE d5_regress"
 "$REGRESS" --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --inputdir=. --outputdir="$out" --dbname=d5_regress $tests || {
     cat "$out/regression.diffs" 2>/dev/null | head -200; exit 1; }
