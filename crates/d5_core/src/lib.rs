@@ -3,5 +3,7 @@
 //! The extension calls into this crate; this crate never calls Postgres, so
 //! `cargo test -p d5_core` runs in seconds.
 
+pub mod audit;
 pub mod credentials;
+pub mod json_schema;
 pub mod token;
