@@ -21,8 +21,15 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mint_tenant_token(uuid, interval),
     @extschema@.rotate_tenant_token_key(),
     @extschema@.export_tenant_token_key(),
-    @extschema@.enable_tenancy(regclass)
+    @extschema@.enable_tenancy(regclass),
+    @extschema@.enable_audit(regclass, name)
 TO d5_admin;
+
+GRANT EXECUTE ON FUNCTION
+    @extschema@.verify_audit_chain(uuid),
+    @extschema@.audit_digest(),
+    @extschema@.verify_audit_digest(jsonb)
+TO d5_auditor;
 
 -- d5_admin may switch token enforcement; d5_app may not (PG15+: GRANT SET ON PARAMETER).
 DO $grant$
@@ -42,3 +49,15 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.cloud_accounts', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.resources', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.recommendations', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.policies', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_chain_heads', '');
+-- One call per statement: each call updates the pg_extension row.
+DO $dump$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT inhrelid::regclass FROM pg_catalog.pg_inherits
+                WHERE inhparent = '@extschema@.audit_log'::regclass LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(part, '');
+    END LOOP;
+END
+$dump$;

@@ -3,8 +3,10 @@
 
 use pgrx::prelude::*;
 
+mod audit;
 mod error;
 mod gucs;
+mod privilege;
 mod tenancy;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -17,6 +19,11 @@ extension_sql_file!(
     "../sql/tenancy.sql",
     name = "tenancy",
     requires = [tenancy::current_tenant, tenancy::check_credentials_ref]
+);
+extension_sql_file!(
+    "../sql/audit.sql",
+    name = "audit",
+    requires = ["tenancy", audit::capture::_audit_row]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

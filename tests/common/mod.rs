@@ -54,7 +54,7 @@ pub fn connect(db: &str, user: &str) -> Client {
 /// A database of its own with `CREATE EXTENSION d5_storage`, dropped at the end.
 pub struct TestDb {
     pub name: String,
-    roles: std::cell::RefCell<Vec<String>>,
+    roles: std::sync::Mutex<Vec<String>>,
 }
 
 impl TestDb {
@@ -82,7 +82,7 @@ impl TestDb {
         self.superuser()
             .batch_execute(&format!("CREATE ROLE {role} LOGIN; GRANT {group} TO {role}"))
             .unwrap();
-        self.roles.borrow_mut().push(role.clone());
+        self.roles.lock().unwrap_or_else(|e| e.into_inner()).push(role.clone());
         let client = connect(&self.name, &role);
         (role, client)
     }
@@ -102,7 +102,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let mut admin = connect("postgres", "postgres");
         let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        for role in self.roles.borrow().iter() {
+        for role in self.roles.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
         }
     }

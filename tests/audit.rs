@@ -1,0 +1,408 @@
+//! The audit log: one record per mutation in the same transaction, linear
+//! chains under concurrency, append-only guards for every role, and tamper
+//! detection by the SQL functions and by the offline verifier.
+
+mod common;
+
+use common::*;
+use d5_core::audit::{parse_digest, record_hash, AuditRecord, ChainReport};
+use uuid::Uuid;
+
+fn begin_as(c: &mut Client, t: Uuid) {
+    c.batch_execute("BEGIN").unwrap();
+    c.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+}
+
+fn records(su: &mut Client, t: Uuid) -> Vec<(i64, String, String)> {
+    su.query(
+        "SELECT seq, operation, coalesce(table_name, '') FROM d5.audit_log WHERE tenant_id = $1 ORDER BY seq",
+        &[&t],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+/// (records, ok, first_bad_seq, reason) per chain from d5.verify_audit_chain.
+fn sql_verify(c: &mut Client, digest: Option<&serde_json::Value>) -> Vec<(Uuid, i64, bool, Option<i64>, Option<String>)> {
+    let rows = match digest {
+        None => c.query("SELECT * FROM d5.verify_audit_chain() ORDER BY tenant_id", &[]).unwrap(),
+        Some(d) => c.query("SELECT * FROM d5.verify_audit_digest($1) ORDER BY tenant_id", &[d]).unwrap(),
+    };
+    rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
+}
+
+/// The offline verifier over a plain export, as the README documents it.
+fn offline_verify(su: &mut Client, digest: Option<&serde_json::Value>) -> Vec<ChainReport> {
+    let lines: Vec<String> = su
+        .query("SELECT row_to_json(a)::text FROM d5.audit_log a ORDER BY tenant_id, seq", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let export = lines.join("\n") + "\n";
+    let entries = digest.map(|d| parse_digest(&d.to_string()).unwrap()).unwrap_or_default();
+    d5_audit_verify::verify_export(export.as_bytes(), None, &entries).unwrap()
+}
+
+fn first_bad(reports: &[(Uuid, i64, bool, Option<i64>, Option<String>)], t: Uuid) -> Option<i64> {
+    let r = reports.iter().find(|r| r.0 == t).expect("chain reported");
+    assert_eq!(r.2, r.3.is_none(), "{r:?}");
+    r.3
+}
+
+fn offline_first_bad(reports: &[ChainReport], t: Uuid) -> Option<i64> {
+    let r = reports.iter().find(|r| r.tenant_id == t).expect("chain reported offline");
+    r.first_bad_seq
+}
+
+#[test]
+fn every_mutation_writes_exactly_one_record_in_its_transaction() {
+    let db = TestDb::new();
+    let (_, mut admin) = db.login("d5_admin");
+    let t: Uuid = admin.query_one("SELECT d5.create_tenant('acme', 'pro')", &[]).unwrap().get(0);
+    let (app_role, mut app) = db.login("d5_app");
+    begin_as(&mut app, t);
+    app.batch_execute(
+        "SELECT d5.set_actor('alice@acme.example');
+         INSERT INTO d5.users (email) VALUES ('a@acme.example');
+         INSERT INTO d5.cloud_accounts (provider, external_account_id) VALUES ('aws', '1');
+         INSERT INTO d5.resources (account_id, resource_type, provider_resource_id) SELECT id, 'vm', 'i-1' FROM d5.cloud_accounts;
+         INSERT INTO d5.recommendations (resource_id, type) SELECT id, 'rightsize' FROM d5.resources;
+         INSERT INTO d5.policies (name, type) VALUES ('budget', 'budget');
+         UPDATE d5.users SET role = 'admin';
+         UPDATE d5.policies SET enabled = false;
+         DELETE FROM d5.recommendations;
+         COMMIT;",
+    )
+    .unwrap();
+    admin.execute("SELECT d5.suspend_tenant($1)", &[&t]).unwrap();
+    let mut su = db.superuser();
+    let got = records(&mut su, t);
+    let ops: Vec<(&str, &str)> = got.iter().map(|(_, o, tb)| (o.as_str(), tb.as_str())).collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("INSERT", "d5.tenants"),
+            ("INSERT", "d5.users"),
+            ("INSERT", "d5.cloud_accounts"),
+            ("INSERT", "d5.resources"),
+            ("INSERT", "d5.recommendations"),
+            ("INSERT", "d5.policies"),
+            ("UPDATE", "d5.users"),
+            ("UPDATE", "d5.policies"),
+            ("DELETE", "d5.recommendations"),
+            ("UPDATE", "d5.tenants"),
+        ]
+    );
+    assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), (1..=10).collect::<Vec<i64>>(), "seq has gaps");
+    // Content of one UPDATE: old and new row, changed columns, role, actor.
+    let r = su
+        .query_one(
+            "SELECT db_role, actor, old_row->>'role', new_row->>'role', changed_cols, row_pk ? 'id', txid > 0
+               FROM d5.audit_log WHERE tenant_id = $1 AND seq = 7",
+            &[&t],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), app_role);
+    assert_eq!(r.get::<_, Option<String>>(1).as_deref(), Some("alice@acme.example"));
+    assert_eq!(r.get::<_, String>(2), "member");
+    assert_eq!(r.get::<_, String>(3), "admin");
+    assert_eq!(r.get::<_, serde_json::Value>(4), serde_json::json!(["role"]));
+    assert!(r.get::<_, bool>(5) && r.get::<_, bool>(6));
+    // The admin's change through a SECURITY DEFINER function names the login too.
+    let detail: serde_json::Value =
+        su.query_one("SELECT detail FROM d5.audit_log WHERE tenant_id = $1 AND seq = 10", &[&t]).unwrap().get(0);
+    assert!(detail["session_user"].as_str().unwrap().starts_with("d5_admin_login"), "{detail}");
+    // A rolled-back transaction leaves no record.
+    admin.execute("SELECT d5.reactivate_tenant($1)", &[&t]).unwrap();
+    begin_as(&mut app, t);
+    app.batch_execute("INSERT INTO d5.users (email) VALUES ('b@acme.example'); ROLLBACK").unwrap();
+    assert_eq!(records(&mut su, t).len(), 11);
+    // The app reads its own chain, the auditor all of it, both verify.
+    let (_, mut auditor) = db.login("d5_auditor");
+    let v = sql_verify(&mut auditor, None);
+    assert_eq!(first_bad(&v, t), None);
+    assert_eq!(v.iter().find(|r| r.0 == t).unwrap().1, 11);
+    assert_eq!(offline_first_bad(&offline_verify(&mut su, None), t), None);
+}
+
+#[test]
+fn a_failing_audit_write_aborts_the_change() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let mut su = db.superuser();
+    su.batch_execute("ALTER TABLE d5.audit_chain_heads ADD CONSTRAINT broken CHECK (seq < 0) NOT VALID").unwrap();
+    let (_, mut app) = db.login("d5_app");
+    begin_as(&mut app, t);
+    let err = app.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example')").unwrap_err();
+    assert_eq!(sqlstate(&err), "23514", "{err:?}");
+    app.batch_execute("ROLLBACK").unwrap();
+    let n: i64 = su.query_one("SELECT count(*) FROM d5.users", &[]).unwrap().get(0);
+    assert_eq!(n, 0, "a change committed without its audit record");
+}
+
+#[test]
+fn append_only_guards_refuse_every_role() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let other = db.create_tenant("globex");
+    let mut clients = vec![db.login("d5_app").1, db.login("d5_auditor").1, db.login("d5_admin").1, db.superuser()];
+    for c in clients.iter_mut() {
+        for sql in [
+            "UPDATE d5.audit_log SET actor = 'x'",
+            "DELETE FROM d5.audit_log",
+            "TRUNCATE d5.audit_log",
+            "TRUNCATE d5.audit_log_default",
+            &format!("TRUNCATE d5.audit_log_{}", 2026),
+            "DELETE FROM d5.audit_chain_heads",
+            "TRUNCATE d5.audit_chain_heads",
+        ] {
+            // Partition names depend on the year; skip the ones that do not exist.
+            if let Err(e) = c.batch_execute(sql) {
+                if sqlstate(&e) == "42P01" {
+                    continue;
+                }
+                assert_eq!(sqlstate(&e), "42501", "{sql}: {e:?}");
+            } else {
+                panic!("{sql} was allowed");
+            }
+        }
+    }
+    for c in clients.iter_mut().take(3) {
+        let e = c
+            .batch_execute(
+                "INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash, logged_at, txid, db_role, operation)
+                 VALUES (gen_random_uuid(), 1, '', '', now(), 1, 'x', 'INSERT')",
+            )
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "42501");
+        let e = c.batch_execute("SELECT d5._audit_event(NULL, NULL, 'FORGED', 1, NULL, NULL)").unwrap_err();
+        assert_eq!(sqlstate(&e), "42501");
+    }
+    // Records survived all of it; the app sees only its own chain.
+    let mut app = db.login("d5_app").1;
+    begin_as(&mut app, t);
+    let visible: Vec<Uuid> =
+        app.query("SELECT DISTINCT tenant_id FROM d5.audit_log", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(visible, vec![t]);
+    app.batch_execute("COMMIT").unwrap();
+    let mut auditor = db.login("d5_auditor").1;
+    let n: i64 = auditor.query_one("SELECT count(DISTINCT tenant_id) FROM d5.audit_log", &[]).unwrap().get(0);
+    assert_eq!(n, 2);
+    let _ = other;
+}
+
+#[test]
+fn concurrent_writers_keep_every_chain_linear() {
+    let db = TestDb::new();
+    let tenants: Vec<Uuid> = (0..3).map(|i| db.create_tenant(&format!("t{i}"))).collect();
+    let (role, _) = db.login("d5_app");
+    let committed = std::sync::atomic::AtomicI64::new(0);
+    std::thread::scope(|s| {
+        for worker in 0..8 {
+            let (db, role, tenants, committed) = (&db, &role, &tenants, &committed);
+            s.spawn(move || {
+                let mut c = db.connect_as(role);
+                for i in 0..40 {
+                    // Half the workers hammer tenant 0, the rest spread out.
+                    let t = if worker % 2 == 0 { tenants[0] } else { tenants[(worker + i) % 3] };
+                    let mut tx = c.transaction().unwrap();
+                    tx.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+                    tx.execute("INSERT INTO d5.policies (name, type) VALUES ($1, 'budget')", &[&format!("w{worker}-{i}")])
+                        .unwrap();
+                    tx.execute("UPDATE d5.policies SET enabled = NOT enabled WHERE name = $1", &[&format!("w{worker}-{i}")])
+                        .unwrap();
+                    if i % 5 == 4 {
+                        tx.rollback().unwrap();
+                    } else {
+                        tx.commit().unwrap();
+                        committed.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut su = db.superuser();
+    let policy_records: i64 =
+        su.query_one("SELECT count(*) FROM d5.audit_log WHERE table_name = 'd5.policies'", &[]).unwrap().get(0);
+    assert_eq!(policy_records, committed.load(std::sync::atomic::Ordering::Relaxed));
+    let v = sql_verify(&mut su, None);
+    for t in &tenants {
+        assert_eq!(first_bad(&v, *t), None, "{v:?}");
+    }
+    assert!(offline_verify(&mut su, None).iter().all(|r| r.ok));
+}
+
+/// Loads `n` records into tenant `t`'s chain.
+fn make_chain(db: &TestDb, t: Uuid, n: usize) {
+    let mut app = db.login("d5_app").1;
+    begin_as(&mut app, t);
+    for _ in 0..n {
+        app.execute("INSERT INTO d5.policies (name, type) VALUES ($1, 'budget')", &[&format!("p{}", Uuid::new_v4())])
+            .unwrap();
+    }
+    app.batch_execute("COMMIT").unwrap();
+}
+
+/// Runs `sql` as superuser behind the guards (triggers off), like an attacker with superuser.
+fn tamper(su: &mut Client, sql: &str, t: Uuid) {
+    su.batch_execute("SET session_replication_role = replica").unwrap();
+    su.execute(sql, &[&t]).unwrap();
+    su.batch_execute("RESET session_replication_role").unwrap();
+}
+
+fn digest(su: &mut Client) -> serde_json::Value {
+    su.query_one("SELECT d5.audit_digest()", &[]).unwrap().get(0)
+}
+
+#[test]
+fn tampering_is_found_at_the_right_seq_inside_and_outside() {
+    // Each case on a fresh chain of 6 records: seq 1 is the tenant's creation, 2..6 policies.
+    let cases: [(&str, &str, i64); 4] = [
+        ("edited field", "UPDATE d5.audit_log SET new_row = jsonb_set(new_row, '{name}', '\"evil\"') WHERE tenant_id = $1 AND seq = 4", 4),
+        ("deleted record", "DELETE FROM d5.audit_log WHERE tenant_id = $1 AND seq = 3", 3),
+        (
+            "inserted forged record",
+            "INSERT INTO d5.audit_log SELECT tenant_id, seq, prev_hash, hash, logged_at + interval '1 microsecond', txid, db_role, 'mallory', table_name,
+                    operation, row_pk, old_row, new_row, changed_cols, row_count, rows_digest, detail
+               FROM d5.audit_log WHERE tenant_id = $1 AND seq = 5",
+            5,
+        ),
+        (
+            "swapped records",
+            "UPDATE d5.audit_log SET seq = CASE seq WHEN 3 THEN 4 ELSE 3 END WHERE tenant_id = $1 AND seq IN (3, 4)",
+            3,
+        ),
+    ];
+    let db = TestDb::new();
+    let mut su = db.superuser();
+    for (what, sql, bad) in cases {
+        let t = db.create_tenant(what);
+        make_chain(&db, t, 5);
+        assert_eq!(first_bad(&sql_verify(&mut su, None), t), None, "{what}: clean chain");
+        tamper(&mut su, sql, t);
+        assert_eq!(first_bad(&sql_verify(&mut su, None), t), Some(bad), "{what}: SQL verifier");
+        assert_eq!(offline_first_bad(&offline_verify(&mut su, None), t), Some(bad), "{what}: offline verifier");
+    }
+}
+
+#[test]
+fn cut_back_and_rewritten_chains_are_caught_against_a_digest() {
+    let db = TestDb::new();
+    let mut su = db.superuser();
+    let cut = db.create_tenant("cut");
+    let rewritten = db.create_tenant("rewritten");
+    make_chain(&db, cut, 5);
+    make_chain(&db, rewritten, 5);
+    let d = digest(&mut su);
+    let (_, mut auditor) = db.login("d5_auditor");
+    assert!(sql_verify(&mut auditor, Some(&d)).iter().all(|r| r.2));
+
+    // The newest two records removed, head moved back too: only the digest sees it.
+    tamper(&mut su, "DELETE FROM d5.audit_log WHERE tenant_id = $1 AND seq > 4", cut);
+    tamper(&mut su, "UPDATE d5.audit_chain_heads SET seq = 4, hash = (SELECT hash FROM d5.audit_log WHERE tenant_id = $1 AND seq = 4) WHERE tenant_id = $1", cut);
+    assert_eq!(first_bad(&sql_verify(&mut auditor, None), cut), None);
+    assert_eq!(first_bad(&sql_verify(&mut auditor, Some(&d)), cut), Some(5));
+    assert_eq!(offline_first_bad(&offline_verify(&mut su, Some(&d)), cut), Some(5));
+    // Without touching the head, the head check alone catches it.
+    let lone = db.create_tenant("lone");
+    make_chain(&db, lone, 3);
+    tamper(&mut su, "DELETE FROM d5.audit_log WHERE tenant_id = $1 AND seq = 4", lone);
+    assert_eq!(first_bad(&sql_verify(&mut auditor, None), lone), Some(4));
+
+    // Rewrite record 3 and recompute every hash after it.
+    rewrite_from(&mut su, rewritten, 3);
+    assert_eq!(first_bad(&sql_verify(&mut auditor, None), rewritten), None, "a consistent rewrite passes internally");
+    let v = sql_verify(&mut auditor, Some(&d));
+    assert_eq!(first_bad(&v, rewritten), Some(6), "{v:?}");
+    assert_eq!(offline_first_bad(&offline_verify(&mut su, Some(&d)), rewritten), Some(6));
+}
+
+/// Changes the actor of record `from` and re-hashes the chain from there, as
+/// a superuser who knows the encoding could.
+fn rewrite_from(su: &mut Client, t: Uuid, from: i64) {
+    let rows = su
+        .query(
+            "SELECT seq, prev_hash, (extract(epoch FROM logged_at) * 1000000)::bigint, txid, db_role, actor, table_name,
+                    operation, row_pk::text, old_row::text, new_row::text, changed_cols::text, row_count, rows_digest,
+                    detail::text
+               FROM d5.audit_log WHERE tenant_id = $1 ORDER BY seq",
+            &[&t],
+        )
+        .unwrap();
+    let mut prev: Option<[u8; 32]> = None;
+    su.batch_execute("SET session_replication_role = replica").unwrap();
+    for r in rows {
+        let seq: i64 = r.get(0);
+        if seq < from {
+            continue;
+        }
+        let mut actor: Option<String> = r.get(5);
+        if seq == from {
+            actor = Some("mallory".into());
+        }
+        let stored_prev: Vec<u8> = r.get(1);
+        let rec = AuditRecord {
+            tenant_id: t,
+            seq,
+            prev_hash: prev.unwrap_or_else(|| stored_prev.as_slice().try_into().unwrap()),
+            logged_at_micros: r.get(2),
+            txid: r.get(3),
+            db_role: r.get(4),
+            actor: actor.as_deref(),
+            table_name: r.get(6),
+            operation: r.get(7),
+            row_pk: r.get(8),
+            old_row: r.get(9),
+            new_row: r.get(10),
+            changed_cols: r.get(11),
+            row_count: r.get(12),
+            rows_digest: r.get(13),
+            detail: r.get(14),
+        };
+        let hash = record_hash(&rec);
+        su.execute(
+            "UPDATE d5.audit_log SET actor = $3, prev_hash = $4, hash = $5 WHERE tenant_id = $1 AND seq = $2",
+            &[&t, &seq, &actor, &rec.prev_hash.to_vec(), &hash.to_vec()],
+        )
+        .unwrap();
+        su.execute("UPDATE d5.audit_chain_heads SET hash = $2 WHERE tenant_id = $1 AND seq = $3", &[&t, &hash.to_vec(), &seq])
+            .unwrap();
+        prev = Some(hash);
+    }
+    su.batch_execute("RESET session_replication_role").unwrap();
+}
+
+#[test]
+fn a_seal_keeps_a_chain_verifiable_after_old_records_are_dropped() {
+    let db = TestDb::new();
+    let mut su = db.superuser();
+    let t = db.create_tenant("sealed");
+    make_chain(&db, t, 1);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    make_chain(&db, t, 2);
+    // Records 1 and 2 are "old": seal everything logged before record 3.
+    let cutoff: String = su
+        .query_one("SELECT logged_at::text FROM d5.audit_log WHERE tenant_id = $1 AND seq = 3", &[&t])
+        .unwrap()
+        .get(0);
+    let sealed: i32 = su.query_one("SELECT d5._audit_seal($1::text::timestamptz)", &[&cutoff]).unwrap().get(0);
+    assert_eq!(sealed, 1);
+    let seal: serde_json::Value = su
+        .query_one("SELECT detail FROM d5.audit_log WHERE tenant_id = $1 AND operation = 'SEAL'", &[&t])
+        .unwrap()
+        .get(0);
+    assert_eq!(seal["first_kept_seq"], 3);
+    assert_eq!(seal["records_dropped"], 2);
+    // Retention drops the old records (here: deleted behind the guards).
+    tamper(&mut su, "DELETE FROM d5.audit_log WHERE tenant_id = $1 AND seq < 3", t);
+    assert_eq!(first_bad(&sql_verify(&mut su, None), t), None);
+    assert_eq!(offline_first_bad(&offline_verify(&mut su, None), t), None);
+    // Without the seal the shortened chain is refused at its first record.
+    tamper(&mut su, "DELETE FROM d5.audit_log WHERE tenant_id = $1 AND operation = 'SEAL'", t);
+    tamper(&mut su, "UPDATE d5.audit_chain_heads SET seq = seq - 1 WHERE tenant_id = $1", t);
+    assert_eq!(first_bad(&sql_verify(&mut su, None), t), Some(3));
+    assert_eq!(offline_first_bad(&offline_verify(&mut su, None), t), Some(3));
+}
