@@ -48,29 +48,10 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON @extschema@.audi
 CREATE TRIGGER audit_chain_heads_append_only BEFORE DELETE OR TRUNCATE ON @extschema@.audit_chain_heads
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_is_append_only();
 
--- Yearly partitions (7-year retention drops whole years). TRUNCATE triggers
--- are not inherited by partitions, so each partition gets its own.
-CREATE FUNCTION @extschema@._create_audit_partition(year int) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    part text := format('audit_log_%s', year);
-BEGIN
-    IF to_regclass(format('@extschema@.%I', part)) IS NULL THEN
-        EXECUTE format('CREATE TABLE @extschema@.%I PARTITION OF @extschema@.audit_log
-                        FOR VALUES FROM (%L) TO (%L)', part,
-                       make_timestamptz(year, 1, 1, 0, 0, 0, 'UTC'), make_timestamptz(year + 1, 1, 1, 0, 0, 0, 'UTC'));
-        EXECUTE format('CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.%I
-                        FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_is_append_only()', part);
-    END IF;
-    RETURN part;
-END
-$$;
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_is_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.audit_log_default
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_is_append_only();
-SELECT @extschema@._create_audit_partition(y::int)
-FROM generate_series(extract(year FROM now())::int - 1, extract(year FROM now())::int + 1) y;
 
 -- Readers: a tenant reads its own chain, d5_auditor reads every chain.
 ALTER TABLE @extschema@.audit_log ENABLE ROW LEVEL SECURITY;

@@ -21,7 +21,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mint_tenant_token(uuid, interval),
     @extschema@.rotate_tenant_token_key(),
     @extschema@.export_tenant_token_key(),
-    @extschema@.enable_tenancy(regclass),
+    @extschema@.enable_tenancy(regclass, text),
     @extschema@.enable_audit(regclass, name)
 TO d5_admin;
 
@@ -50,14 +50,18 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.resources', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.recommendations', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.policies', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_chain_heads', '');
--- One call per statement: each call updates the pg_extension row.
+-- Partitioned tables keep their rows in partitions: the DEFAULT partitions
+-- made here are extension members; dated partitions are made later as
+-- ordinary tables, which pg_dump carries with their bounds. One call per
+-- statement: each call updates the pg_extension row.
 DO $dump$
 DECLARE
-    part regclass;
+    t text;
 BEGIN
-    FOR part IN SELECT inhrelid::regclass FROM pg_catalog.pg_inherits
-                WHERE inhparent = '@extschema@.audit_log'::regclass LOOP
-        PERFORM pg_catalog.pg_extension_config_dump(part, '');
+    FOREACH t IN ARRAY ARRAY['audit_log_default', 'cost_metrics_raw_default', 'cost_metrics_hourly_default',
+                             'cost_metrics_daily_default', 'cost_metrics_monthly_default',
+                             'cost_rollup_pending', 'ingest_batches', 'ingest_rejects'] LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(format('@extschema@.%I', t)::regclass, '');
     END LOOP;
 END
 $dump$;

@@ -25,6 +25,8 @@ extension_sql_file!(
     name = "audit",
     requires = ["tenancy", audit::capture::_audit_row]
 );
+extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["audit"]);
+extension_sql_file!("../sql/cost.sql", name = "cost", requires = ["partitions"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -5,5 +5,6 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod focus;
 pub mod json_schema;
 pub mod token;
