@@ -25,6 +25,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.enable_audit(regclass, name)
 TO d5_admin;
 
+GRANT EXECUTE ON FUNCTION @extschema@.rollup_costs(timestamptz, timestamptz) TO d5_app, d5_admin;
+
 GRANT EXECUTE ON FUNCTION
     @extschema@.verify_audit_chain(uuid),
     @extschema@.audit_digest(),
