@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 mod audit;
 mod error;
 mod gucs;
+mod lifecycle;
 mod privilege;
 mod tenancy;
 
@@ -28,11 +29,22 @@ extension_sql_file!(
 extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["audit"]);
 extension_sql_file!("../sql/cost.sql", name = "cost", requires = ["partitions"]);
 extension_sql_file!("../sql/rollup.sql", name = "rollup", requires = ["cost"]);
+extension_sql_file!(
+    "../sql/lifecycle.sql",
+    name = "lifecycle",
+    requires = ["rollup", audit::_audit_event, audit::seal::_audit_seal]
+);
+extension_sql_file!(
+    "../sql/lifecycle_steps.sql",
+    name = "lifecycle_steps",
+    requires = ["lifecycle", lifecycle::_run_maintenance]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    lifecycle::worker::register_scheduler();
 }
 
 /// Required by `cargo pgrx test`.
