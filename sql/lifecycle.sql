@@ -179,8 +179,32 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (date_trunc(g, at AT TIME ZONE 'UTC') + n * ('1 ' || g)::interval) AT TIME ZONE 'UTC'
 $$;
 
--- The partitions of `parent` with their bounds as UTC instants (date keys
--- are read as UTC midnight); the DEFAULT partition has NULL bounds.
+-- The name d5._ensure_partition gives the partition of `parent` holding `at`.
+CREATE FUNCTION @extschema@._partition_name(parent regclass, g text, at timestamptz) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('@extschema@.%I', c.relname || '_p' || to_char(date_trunc(g, at AT TIME ZONE 'UTC'),
+                  CASE g WHEN 'day' THEN 'YYYYMMDD' WHEN 'month' THEN 'YYYYMM' ELSE 'YYYY' END))
+      FROM pg_class c WHERE c.oid = parent
+$$;
+
+-- The bounds of partition `part` as UTC instants (a date key is read as UTC
+-- midnight); NULL for a DEFAULT partition or a table that is no partition.
+CREATE FUNCTION @extschema@._partition_range(part regclass, OUT lo timestamptz, OUT hi timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN k.is_date THEN m[1]::date::timestamp AT TIME ZONE 'UTC' ELSE m[1]::timestamptz END,
+           CASE WHEN k.is_date THEN m[2]::date::timestamp AT TIME ZONE 'UTC' ELSE m[2]::timestamptz END
+      FROM pg_class c
+      JOIN pg_inherits i ON i.inhrelid = c.oid
+      CROSS JOIN LATERAL (SELECT a.atttypid = 'date'::regtype AS is_date
+                            FROM pg_partitioned_table p
+                            JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+                           WHERE p.partrelid = i.inhparent) k
+      CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), $r$FROM \('([^']*)'\) TO \('([^']*)'\)$r$) m
+     WHERE c.oid = part
+$$;
+
+-- The partitions of `parent` with their bounds (see _partition_range); the
+-- DEFAULT partition has NULL bounds.
 CREATE FUNCTION @extschema@._partitions(parent regclass)
 RETURNS TABLE (part regclass, lo timestamptz, hi timestamptz, is_default boolean)
 LANGUAGE sql STABLE ROWS 50 SET search_path = pg_catalog, pg_temp AS $$

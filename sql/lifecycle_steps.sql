@@ -78,9 +78,8 @@ BEGIN
              WHERE pc.parent IN ('@extschema@.cost_metrics_hourly'::regclass, '@extschema@.cost_metrics_daily'::regclass,
                                  '@extschema@.cost_metrics_monthly'::regclass))
         SELECT w.t, NULL::regclass, w.b, 'create'::text
-          FROM wanted w JOIN pg_class rel ON rel.oid = w.t
-         WHERE to_regclass(format('@extschema@.%I', rel.relname || '_p' || to_char(w.b AT TIME ZONE 'UTC',
-                   CASE w.g WHEN 'day' THEN 'YYYYMMDD' WHEN 'month' THEN 'YYYYMM' ELSE 'YYYY' END))) IS NULL
+          FROM wanted w
+         WHERE to_regclass(@extschema@._partition_name(w.t, w.g, w.b)) IS NULL
          ORDER BY w.t::text, w.b;
     ELSIF step = 'move' THEN
         -- Every bucket that has rows in a DEFAULT partition.
@@ -129,6 +128,31 @@ BEGIN
 END
 $$;
 
+-- Whether any step has work as of `now`. The caller asks this before
+-- starting a worker; reading the DEFAULT partitions takes locks that its
+-- transaction would hold while the worker needs them, so the check runs in
+-- a subtransaction that is always rolled back, which releases them.
+CREATE FUNCTION @extschema@._maint_has_work("now" timestamptz) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+    step text;
+    found_work boolean := false;
+BEGIN
+    BEGIN
+        FOREACH step IN ARRAY ARRAY['premake', 'move', 'rollup', 'retention', 'tablespace'] LOOP
+            IF EXISTS (SELECT 1 FROM @extschema@._maint_plan(0, step, "now")) THEN
+                found_work := true;
+                EXIT;
+            END IF;
+        END LOOP;
+        RAISE EXCEPTION 'd5: undo the check' USING ERRCODE = 'P0004';
+    EXCEPTION WHEN assert_failure THEN
+        NULL;
+    END;
+    RETURN found_work;
+END
+$$;
+
 -- Makes the partition of `parent` covering `at`, moving its rows out of the
 -- DEFAULT partition (d5._ensure_partition). status 'noop' when it exists.
 CREATE FUNCTION @extschema@._maint_make(parent regclass, at timestamptz,
@@ -137,17 +161,23 @@ CREATE FUNCTION @extschema@._maint_make(parent regclass, at timestamptz,
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
 DECLARE
     made regclass;
+    g    text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM @extschema@._partitions(parent) x WHERE NOT x.is_default AND x.lo <= at AND at < x.hi) THEN
+    SELECT pc.granularity INTO g FROM @extschema@.partition_config pc WHERE pc.parent = _maint_make.parent;
+    range_from := @extschema@._bucket(g, at);
+    range_to := @extschema@._bucket(g, at, 1);
+    -- By name, as d5._ensure_partition itself decides.
+    IF to_regclass(@extschema@._partition_name(parent, g, at)) IS NOT NULL THEN
         status := 'noop';
         RETURN;
     END IF;
     made := @extschema@._ensure_partition(parent, at);
     -- The new partition holds exactly the rows just moved (ATTACH still locks it).
-    SELECT c.row_count, CASE WHEN c.row_count > 0 THEN c.checksum END INTO rows, digest
-      FROM @extschema@.partition_checksum(made) c;
-    SELECT made::text, x.lo, x.hi INTO partition, range_from, range_to
-      FROM @extschema@._partitions(parent) x WHERE x.part = made;
+    EXECUTE format('SELECT count(*) FROM %s', made) INTO rows;
+    IF rows > 0 THEN
+        SELECT c.checksum INTO digest FROM @extschema@.partition_checksum(made) c;
+    END IF;
+    partition := made::text;
     status := 'done';
 END
 $$;
@@ -164,12 +194,11 @@ DECLARE
     target  name;
     n       int := 1;
 BEGIN
-    SELECT x.lo, x.hi INTO range_from, range_to
-      FROM @extschema@._partitions(parent) x WHERE x.part = _maint_retire.part AND NOT x.is_default;
-    IF NOT FOUND THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = part AND i.inhparent = parent) THEN
         status := 'noop';  -- already gone
         RETURN;
     END IF;
+    SELECT r.lo, r.hi INTO range_from, range_to FROM @extschema@._partition_range(part) r;
     partition := part::text;
     -- SHARE blocks writers to this (old) partition only, so the checksum is
     -- of exactly the rows that leave; readers go on.

@@ -60,7 +60,11 @@ pub struct Action {
 
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "d5 maintenance: {} {} {}: {}", self.step, self.action, self.target, self.status)?;
+        write!(f, "d5 maintenance: ")?;
+        if self.step != self.action {
+            write!(f, "{} ", self.step)?;
+        }
+        write!(f, "{} {}: {}", self.action, self.target, self.status)?;
         if let Some(rows) = self.rows {
             write!(f, ", {rows} rows")?;
         }
@@ -133,15 +137,11 @@ pub fn execute(run: &Run, on_action: &mut dyn FnMut(&Action)) -> Option<Outcome>
     Some(tx(run.mode, || finish(run.id, None)))
 }
 
-/// Whether any step has something to do as of `now` (the plans are read-only
-/// apart from a progress update of a run that does not exist).
+/// Whether any step has something to do as of `now` (see d5._maint_has_work).
 pub fn has_work(now: TimestampWithTimeZone) -> bool {
-    STEPS.iter().any(|step| {
-        let args: [DatumWithOid; 2] = [(*step).into(), now.into()];
-        Spi::connect_mut(|client| {
-            let table = spi(client.update("SELECT EXISTS (SELECT 1 FROM d5._maint_plan(0, $1, $2))", Some(1), &args));
-            spi(table.first().get_one::<bool>()).unwrap_or(true)
-        })
+    Spi::connect_mut(|client| {
+        let table = spi(client.update("SELECT d5._maint_has_work($1)", Some(1), &[now.into()]));
+        spi(table.first().get_one::<bool>()).unwrap_or(true)
     })
 }
 

@@ -118,11 +118,13 @@ pub extern "C-unwind" fn d5_maintenance_run_main(arg: pg_sys::Datum) {
         return;
     };
     let requested_by = BackgroundWorker::transaction(|| {
-        // The caller's settings, so the run behaves as it would in the caller.
+        // The caller's settings, so the run behaves as it would in the
+        // caller; and asynchronous commit (see async_commit).
         for (name, value) in [
             ("d5.maintenance_lock_timeout", args.lock_timeout_ms.to_string()),
             ("d5.maintenance_lock_retries", args.lock_retries.to_string()),
             ("d5.archive_tablespace", args.archive_tablespace.clone()),
+            ("synchronous_commit", "off".into()),
         ] {
             spi(Spi::run_with_args("SELECT set_config($1, $2, false)", &[name.into(), value.as_str().into()]));
         }
@@ -153,6 +155,13 @@ fn execute_guarded(run: &Run, on_action: &mut dyn FnMut(&executor::Action)) -> R
     result
 }
 
+/// Each action commits on its own; a crash may lose the last few, which is
+/// harmless: an action and its audit record are lost together and the next
+/// run does it again. Saves a WAL flush per action.
+fn async_commit() {
+    BackgroundWorker::transaction(|| spi(Spi::run("SELECT set_config('synchronous_commit', 'off', false)")));
+}
+
 /// Registers the scheduler; only while shared_preload_libraries loads us.
 pub fn register_scheduler() {
     // SAFETY: a plain read of a global flag set by the postmaster.
@@ -178,6 +187,7 @@ pub extern "C-unwind" fn d5_maintenance_scheduler_main(_arg: pg_sys::Datum) {
     die_on_sigterm();
     let database = gucs::text(&gucs::MAINTENANCE_DATABASE);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    async_commit();
     log!("d5 maintenance scheduler started in database \"{database}\"");
     let mut last_start = Instant::now();
     let mut warned_missing = false;
