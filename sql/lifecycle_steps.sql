@@ -172,11 +172,10 @@ BEGIN
         RETURN;
     END IF;
     made := @extschema@._ensure_partition(parent, at);
-    -- The new partition holds exactly the rows just moved (ATTACH still locks it).
+    -- The new partition holds exactly the rows just moved (ATTACH still locks
+    -- it). No checksum: the rows stay, and the DEFAULT partition is locked
+    -- until this commits.
     EXECUTE format('SELECT count(*) FROM %s', made) INTO rows;
-    IF rows > 0 THEN
-        SELECT c.checksum INTO digest FROM @extschema@.partition_checksum(made) c;
-    END IF;
     partition := made::text;
     status := 'done';
 END

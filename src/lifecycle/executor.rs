@@ -188,9 +188,8 @@ fn plan(run: &Run, step: &str) -> Vec<Item> {
 }
 
 fn do_item(run: &Run, step: &str, item: &Item) -> Vec<Action> {
-    let query = format!(
-        "SELECT {ACTION_COLUMNS} FROM d5._maint_do($1, $2, $3::oid::regclass, $4::oid::regclass, $5, $6, $7)"
-    );
+    let query =
+        format!("SELECT {ACTION_COLUMNS} FROM d5._maint_do($1, $2, $3::oid::regclass, $4::oid::regclass, $5, $6, $7)");
     let args: [DatumWithOid; 7] = [
         run.id.into(),
         step.into(),

@@ -136,10 +136,8 @@ fn run_in_worker(run_id: i64, now: TimestampWithTimeZone) -> Result<(), Lifecycl
     for a in executor::actions_after(run_id, seen) {
         pgrx::notice!("{a}");
     }
-    let status = spi(Spi::get_one_with_args::<String>(
-        "SELECT status FROM d5.maintenance_runs WHERE id = $1",
-        &[run_id.into()],
-    ));
+    let status =
+        spi(Spi::get_one_with_args::<String>("SELECT status FROM d5.maintenance_runs WHERE id = $1", &[run_id.into()]));
     match status.as_deref() {
         Some("running") | None => {
             // The worker died before closing its run; record that here.
@@ -149,7 +147,11 @@ fn run_in_worker(run_id: i64, now: TimestampWithTimeZone) -> Result<(), Lifecycl
                  VALUES ($1, $2, 'worker', session_user, 'failed', clock_timestamp(), $3)
                  ON CONFLICT (id) DO UPDATE SET status = 'failed', finished_at = clock_timestamp(),
                                                 error = excluded.error",
-                &[run_id.into(), now.into(), "the maintenance worker stopped before finishing its run; see the server log".into()],
+                &[
+                    run_id.into(),
+                    now.into(),
+                    "the maintenance worker stopped before finishing its run; see the server log".into(),
+                ],
             ));
             pgrx::warning!("{}", LifecycleError::WorkerDied(run_id, reason));
             Ok(())

@@ -8,6 +8,7 @@
 //!   in `d5.maintenance_database`. An error in one run is logged and the loop
 //!   goes on; SIGTERM (server shutdown) stops it.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
@@ -85,7 +86,10 @@ fn die_on_sigterm() {
 }
 
 /// Starts a worker for run `run_id`; the caller waits for it.
-pub fn start_run_worker(run_id: i64, args: &RunArgs) -> Result<pgrx::bgworkers::DynamicBackgroundWorker, LifecycleError> {
+pub fn start_run_worker(
+    run_id: i64,
+    args: &RunArgs,
+) -> Result<pgrx::bgworkers::DynamicBackgroundWorker, LifecycleError> {
     let extra = args.encode()?;
     // SAFETY: MyProcPid is set for the life of a backend.
     let me = unsafe { pg_sys::MyProcPid };
@@ -142,7 +146,10 @@ pub extern "C-unwind" fn d5_maintenance_run_main(arg: pg_sys::Datum) {
 
 /// Executes `run`; an error is caught, the failed transaction left, and the
 /// run closed as failed (its lock released), so this process can go on.
-fn execute_guarded(run: &Run, on_action: &mut dyn FnMut(&executor::Action)) -> Result<Option<executor::Outcome>, String> {
+fn execute_guarded(
+    run: &Run,
+    on_action: &mut dyn FnMut(&executor::Action),
+) -> Result<Option<executor::Outcome>, String> {
     let result = PgTryBuilder::new(AssertUnwindSafe(|| Ok(executor::execute(run, on_action))))
         .catch_others(|e| Err(caught_message(&e)))
         .execute();
@@ -227,10 +234,9 @@ pub extern "C-unwind" fn d5_maintenance_scheduler_main(_arg: pg_sys::Datum) {
 fn run_once(database: &str, warned_missing: &mut bool) {
     let prepared = PgTryBuilder::new(AssertUnwindSafe(|| {
         BackgroundWorker::transaction(|| {
-            let installed = spi(Spi::get_one::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'd5_storage')",
-            ))
-            .unwrap_or(false);
+            let installed =
+                spi(Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'd5_storage')"))
+                    .unwrap_or(false);
             if !installed {
                 return Ok(None);
             }
@@ -305,5 +311,3 @@ pub fn caught_message(e: &pg_sys::panic::CaughtError) -> String {
         pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
     }
 }
-
-use std::panic::AssertUnwindSafe;

@@ -31,14 +31,18 @@ fn a_reader_holding_a_lock_makes_maintenance_skip_not_wait() {
     let t0 = Instant::now();
     let acts = maintain(&mut admin, "2024-03-11 12:00+00");
     let took = t0.elapsed();
-    let raw: Vec<_> = acts.iter().filter(|x| x.table.as_deref() == Some("d5.cost_metrics_raw") && x.action == "drop").collect();
+    let raw: Vec<_> =
+        acts.iter().filter(|x| x.table.as_deref() == Some("d5.cost_metrics_raw") && x.action == "drop").collect();
     assert_eq!(raw.len(), 3, "{acts:#?}");
     assert!(raw.iter().all(|x| x.status == "skipped"), "{raw:#?}");
     // 3 attempts of 100 ms plus back-off (at most 150 + 300 ms); the later
     // raw partitions are skipped without waiting again.
     assert!(raw[0].ms < 1500.0 && raw[1].ms < 50.0 && raw[2].ms < 50.0, "{raw:#?}");
     assert!(took < Duration::from_secs(5), "maintenance took {took:?}: {acts:#?}");
-    assert!(raw[0].reason.as_deref().unwrap().starts_with("lock not available after 3 attempt(s) of 100 ms"), "{raw:#?}");
+    assert!(
+        raw[0].reason.as_deref().unwrap().starts_with("lock not available after 3 attempt(s) of 100 ms"),
+        "{raw:#?}"
+    );
     assert_eq!(run_row(&acts).status, "partial");
     // Other tables were not held up: the hourly partitions and premake went ahead.
     assert!(acts.iter().any(|x| x.table.as_deref() == Some("d5.cost_metrics_hourly") && x.status == "done"));
@@ -68,7 +72,8 @@ fn a_reader_holding_a_lock_makes_maintenance_skip_not_wait() {
     reader.batch_execute("COMMIT").unwrap();
     let acts = maintain(&mut admin, "2024-03-12 12:00+00");
     assert!(
-        acts.iter().any(|x| x.table.as_deref() == Some("d5.cost_metrics_raw") && x.action == "create" && x.status == "done"),
+        acts.iter()
+            .any(|x| x.table.as_deref() == Some("d5.cost_metrics_raw") && x.action == "create" && x.status == "done"),
         "{acts:#?}"
     );
     assert_eq!(run_row(&acts).status, "ok");
@@ -115,12 +120,8 @@ fn a_second_run_returns_at_once_and_progress_is_visible() {
     reader.batch_execute("COMMIT").unwrap();
     assert_eq!(run_row(&slow).status, "partial", "{slow:#?}");
     let mut su = db.superuser();
-    let statuses: Vec<String> = su
-        .query("SELECT status FROM d5.maintenance_runs ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let statuses: Vec<String> =
+        su.query("SELECT status FROM d5.maintenance_runs ORDER BY id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(statuses, vec!["ok", "partial", "busy"]);
 }
 
@@ -148,9 +149,9 @@ fn partitions_with_rows_not_rolled_up_are_never_dropped() {
     let acts = maintain(&mut admin, "2024-04-15 00:00+00");
     assert_eq!(run_row(&acts).status, "ok", "{acts:#?}");
     assert!(acts.iter().any(|x| x.action == "rollup" && x.rows == Some(1)), "{acts:#?}");
-    assert!(acts
-        .iter()
-        .any(|x| x.partition.as_deref() == Some("d5.cost_metrics_raw_p20240301") && x.action == "drop" && x.status == "done"));
+    assert!(acts.iter().any(|x| x.partition.as_deref() == Some("d5.cost_metrics_raw_p20240301")
+        && x.action == "drop"
+        && x.status == "done"));
     assert_eq!(count(&mut su, "SELECT count(*) FROM d5.cost_metrics_raw"), 0);
     assert_eq!(count(&mut su, "SELECT sum(row_count)::bigint FROM d5.cost_metrics_daily WHERE day = '2024-03-01'"), 3);
 }

@@ -45,7 +45,11 @@ fn month_key(z: i64) -> i64 {
 type Sums = BTreeMap<(Uuid, i64), (i64, i64)>;
 
 fn sums(su: &mut Client, sql: &str) -> Sums {
-    su.query(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e:?}")).iter().map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3)))).collect()
+    su.query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+        .collect()
 }
 
 /// Non-default partitions of every table that differ from the expected set:
@@ -207,7 +211,9 @@ fn eight_years_of_maintenance_keep_exactly_what_the_policies_say() {
     su.batch_execute("SET TimeZone = 'UTC'").unwrap();
     // Archive daily rollups too, so both retention actions run.
     admin
-        .batch_execute("UPDATE d5.retention_policies SET action = 'archive' WHERE table_name = 'd5.cost_metrics_daily'::regclass")
+        .batch_execute(
+            "UPDATE d5.retention_policies SET action = 'archive' WHERE table_name = 'd5.cost_metrics_daily'::regclass",
+        )
         .unwrap();
     let tenants: Vec<(Uuid, Uuid)> = (0..2).map(|i| tenant_with_account(&db, &format!("t{i}"))).collect();
     let today: i64 =
@@ -305,9 +311,7 @@ fn timestamptz_params(sql: &str) -> String {
 /// Every retained raw, hourly, daily and monthly row against the model.
 fn check_rollups(su: &mut Client, model: &Sums, now: &str) {
     let q = |table: &str, key: &str, rows: &str| {
-        format!(
-            "SELECT tenant_id, {key}, (sum(billed_cost) * 100)::bigint, {rows}::bigint FROM {table} GROUP BY 1, 2"
-        )
+        format!("SELECT tenant_id, {key}, (sum(billed_cost) * 100)::bigint, {rows}::bigint FROM {table} GROUP BY 1, 2")
     };
     let day_of = |col: &str| format!("(extract(epoch FROM date_trunc('day', {col})) / 86400)::bigint");
     for (table, key, rows) in [
@@ -318,7 +322,12 @@ fn check_rollups(su: &mut Client, model: &Sums, now: &str) {
         let oldest = oldest_day(su, table);
         let want: Sums = model.iter().filter(|((_, z), _)| *z >= oldest).map(|(k, v)| (*k, *v)).collect();
         let got = sums(su, &q(table, &key, rows));
-        assert!(got == want, "{now}: {table} differs from the model:\n got {:?}\nwant {:?}", diff(&got, &want), diff(&want, &got));
+        assert!(
+            got == want,
+            "{now}: {table} differs from the model:\n got {:?}\nwant {:?}",
+            diff(&got, &want),
+            diff(&want, &got)
+        );
     }
     let oldest = month_key(oldest_day(su, "d5.cost_metrics_monthly"));
     let mut want: Sums = BTreeMap::new();
@@ -331,9 +340,18 @@ fn check_rollups(su: &mut Client, model: &Sums, now: &str) {
     }
     let got = sums(
         su,
-        &q("d5.cost_metrics_monthly", "(extract(year FROM month) * 12 + extract(month FROM month) - 1)::bigint", "sum(row_count)"),
+        &q(
+            "d5.cost_metrics_monthly",
+            "(extract(year FROM month) * 12 + extract(month FROM month) - 1)::bigint",
+            "sum(row_count)",
+        ),
     );
-    assert!(got == want, "{now}: monthly differs from the model:\n got {:?}\nwant {:?}", diff(&got, &want), diff(&want, &got));
+    assert!(
+        got == want,
+        "{now}: monthly differs from the model:\n got {:?}\nwant {:?}",
+        diff(&got, &want),
+        diff(&want, &got)
+    );
 }
 
 fn diff(a: &Sums, b: &Sums) -> Vec<((Uuid, i64), (i64, i64))> {

@@ -49,7 +49,8 @@ fn the_background_worker_runs_survives_failures_and_stops_with_the_server() {
         "a scheduled run",
     );
     // It made the partitions ahead, like a manual run.
-    let made = count(&mut su, "SELECT count(*) FROM d5.maintenance_actions WHERE action = 'create' AND status = 'done'");
+    let made =
+        count(&mut su, "SELECT count(*) FROM d5.maintenance_actions WHERE action = 'create' AND status = 'done'");
     assert!(made > 14, "{made} partitions made");
 
     // A broken registry row makes an action of each run fail ...
@@ -68,8 +69,11 @@ fn the_background_worker_runs_survives_failures_and_stops_with_the_server() {
     su.batch_execute("ALTER TABLE d5.maintenance_runs ADD CONSTRAINT broken CHECK (id < 0) NOT VALID").unwrap();
     std::thread::sleep(Duration::from_millis(3500));
     assert!(cluster.server_log().contains("d5 maintenance run"), "failures are logged");
-    assert!(cluster.server_log().contains("failed: new row for relation \"maintenance_runs\" violates check constraint"),
-        "the failed run is logged:\n{}", cluster.server_log());
+    assert!(
+        cluster.server_log().contains("failed: new row for relation \"maintenance_runs\" violates check constraint"),
+        "the failed run is logged:\n{}",
+        cluster.server_log()
+    );
     assert_eq!(scheduler_pid(&mut su), Some(pid), "the scheduler was restarted instead of surviving");
     // Fixed, the next runs succeed again, in the same process.
     su.batch_execute(
@@ -85,7 +89,10 @@ fn the_background_worker_runs_survives_failures_and_stops_with_the_server() {
         "a good run after the fix",
     );
     assert_eq!(scheduler_pid(&mut su), Some(pid));
-    assert!(cluster.server_log().contains("d5 maintenance run") && cluster.server_log().contains(": ok, "), "runs are logged");
+    assert!(
+        cluster.server_log().contains("d5 maintenance run") && cluster.server_log().contains(": ok, "),
+        "runs are logged"
+    );
     drop(su);
     // Stops with the server, promptly.
     let took = cluster.stop();
