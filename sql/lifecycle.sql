@@ -23,18 +23,23 @@ INSERT INTO @extschema@.retention_policies (table_name, retention, action) VALUE
     ('@extschema@.audit_log', interval '7 years', 'archive');
 
 -- pg_dump carries every row (config_dump with no filter); on restore the
--- install-time rows already exist, so an INSERT of a listed table replaces
--- its policy instead of failing. That is how edited defaults survive.
+-- install-time rows already exist, so a superuser's INSERT of a listed
+-- table (that is what pg_restore does) replaces its policy instead of
+-- failing. That is how edited defaults survive. Others must UPDATE.
 CREATE FUNCTION @extschema@._retention_policy_merge() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.retention_policies p WHERE p.table_name = NEW.table_name) THEN
+        RETURN NEW;
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'a retention policy for % exists already', NEW.table_name
+            USING ERRCODE = '23505', HINT = 'Change it with UPDATE.';
+    END IF;
     UPDATE @extschema@.retention_policies p
        SET retention = NEW.retention, action = NEW.action, updated_at = NEW.updated_at, updated_by = NEW.updated_by
-     WHERE p.table_name = NEW.table_name;
-    IF FOUND THEN
-        RETURN NULL;
-    END IF;
-    RETURN NEW;
+     WHERE p.table_name = NEW.table_name AND (p.retention, p.action) IS DISTINCT FROM (NEW.retention, NEW.action);
+    RETURN NULL;
 END
 $$;
 CREATE TRIGGER retention_policies_merge BEFORE INSERT ON @extschema@.retention_policies
@@ -58,6 +63,11 @@ CREATE TRIGGER retention_policies_stamp BEFORE UPDATE ON @extschema@.retention_p
 CREATE FUNCTION @extschema@._retention_policy_audit() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- A merge (the UPDATE inside the INSERT trigger) is a restore re-applying
+    -- dumped policies while the audit log itself is being restored: no record.
+    IF pg_trigger_depth() > 1 THEN
+        RETURN NULL;
+    END IF;
     PERFORM @extschema@._audit_event(NULL, '@extschema@.retention_policies', TG_OP, 1, NULL,
         jsonb_build_object('old', CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
                            'new', CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END));

@@ -5,6 +5,8 @@
 
 mod common;
 
+#[path = "lifecycle/dump.rs"]
+mod dump;
 #[path = "lifecycle/locks.rs"]
 mod locks;
 #[path = "lifecycle/replay.rs"]
@@ -275,6 +277,12 @@ fn only_d5_admin_runs_maintenance_and_edits_retention() {
         )
         .unwrap();
     expect_error(&mut admin, "UPDATE d5.retention_policies SET action = 'shred'", "23514");
+    // Only a restore (superuser) may INSERT over an existing policy.
+    expect_error(
+        &mut admin,
+        "INSERT INTO d5.retention_policies VALUES ('d5.cost_metrics_raw', '1 day', 'drop')",
+        "23505",
+    );
     // The change is audited in the system chain, naming the admin.
     let mut su = db.superuser();
     let who: String = su

@@ -134,18 +134,24 @@ pub struct ExtraCluster {
     pub port: u16,
 }
 
+/// The server binaries of the test cluster: PG_BINDIR if set, else the
+/// cluster's own BINDIR (a private install reports its own directory).
+pub fn bindir() -> String {
+    std::env::var("PG_BINDIR").unwrap_or_else(|_| {
+        let mut su = connect("postgres", "postgres");
+        su.query_one("SELECT setting FROM pg_config WHERE name = 'BINDIR'", &[])
+            .map(|r| r.get(0))
+            .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
+    })
+}
+
 fn pgcluster(args: &[&str]) -> std::process::Output {
     let root = env!("CARGO_MANIFEST_DIR");
-    let mut cmd = Command::new(format!("{root}/scripts/pgcluster"));
-    cmd.args(args);
-    let bindir = std::env::var("PG_BINDIR").ok().or_else(|| {
-        let mut su = connect("postgres", "postgres");
-        su.query_one("SELECT setting FROM pg_config WHERE name = 'BINDIR'", &[]).ok().map(|r| r.get(0))
-    });
-    if let Some(bindir) = bindir {
-        cmd.env("PG_BINDIR", bindir);
-    }
-    cmd.output().expect("run scripts/pgcluster")
+    Command::new(format!("{root}/scripts/pgcluster"))
+        .args(args)
+        .env("PG_BINDIR", bindir())
+        .output()
+        .expect("run scripts/pgcluster")
 }
 
 impl ExtraCluster {
