@@ -25,7 +25,18 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.enable_audit(regclass, name)
 TO d5_admin;
 
-GRANT EXECUTE ON FUNCTION @extschema@.rollup_costs(timestamptz, timestamptz) TO d5_app, d5_admin;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.rollup_costs(timestamptz, timestamptz),
+    @extschema@.ingest_focus(uuid, text, text),
+    @extschema@._exact_daily(date, date),
+    @extschema@.daily_costs(date, date),
+    @extschema@.monthly_costs(date, date),
+    @extschema@.cost_by_service(date, date),
+    @extschema@.cost_by_account(date, date),
+    @extschema@.cost_by_region(date, date),
+    @extschema@.cost_by_tag(text, date, date),
+    @extschema@.month_to_date_comparison(date)
+TO d5_app, d5_admin;
 
 GRANT EXECUTE ON FUNCTION
     @extschema@.verify_audit_chain(uuid),

@@ -4,6 +4,7 @@
 use pgrx::prelude::*;
 
 mod audit;
+mod cost;
 mod error;
 mod gucs;
 mod privilege;
@@ -28,6 +29,7 @@ extension_sql_file!(
 extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["audit"]);
 extension_sql_file!("../sql/cost.sql", name = "cost", requires = ["partitions"]);
 extension_sql_file!("../sql/rollup.sql", name = "rollup", requires = ["cost"]);
+extension_sql_file!("../sql/cost_queries.sql", name = "cost_queries", requires = ["rollup"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
