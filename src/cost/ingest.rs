@@ -1,6 +1,11 @@
 //! `d5.ingest_focus`: FOCUS CSV in, validated rows into the raw table in one
 //! transaction (earlier rows of the same billing periods replaced), rejects
 //! kept with their reasons, touched days queued for rollup, one audit record.
+//!
+//! Ingest never creates partitions: attaching one locks the default
+//! partition exclusively until commit, which would stall every reader. Rows
+//! for days without a partition wait in the default partition until
+//! maintenance (which premakes days ahead) moves them.
 
 use std::collections::BTreeSet;
 
@@ -16,9 +21,6 @@ use crate::privilege::as_extension_owner;
 use crate::tenancy::context;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
-/// Days a single ingest may create partitions for; rows beyond wait in the
-/// default partition until maintenance moves them.
-const MAX_PARTITIONS_PER_INGEST: usize = 62;
 /// A rejected row keeps at most this much of its raw text.
 const MAX_REJECT_LINE_BYTES: usize = 2000;
 
@@ -68,7 +70,6 @@ pub fn ingest(cloud_account: Uuid, rows: &str, format: &str) -> Outcome {
         lock_account(tenant, cloud_account);
         let (replaced, replaced_days) = delete_replaced_periods(tenant, cloud_account, &summary.billing_periods);
         days.extend(replaced_days);
-        ensure_partitions(&days);
         let inserted = if copy.is_empty() { 0 } else { copy_text_into(raw_table(), &copy_columns(), copy) as i64 };
         record_batch(tenant, cloud_account, batch_id, inserted, &rejects, replaced, &summary.ignored_columns, &summary.digest);
         queue_rollups(tenant, &days);
@@ -167,15 +168,6 @@ fn delete_replaced_periods(
         }
         (total, days)
     })
-}
-
-fn ensure_partitions(days: &BTreeSet<i64>) {
-    for day in days.iter().take(MAX_PARTITIONS_PER_INGEST) {
-        spi(Spi::run_with_args(
-            "SELECT d5._ensure_partition('d5.cost_metrics_raw', to_timestamp($1 * 86400))",
-            &[(*day).into()],
-        ));
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
