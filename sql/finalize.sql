@@ -38,6 +38,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.month_to_date_comparison(date)
 TO d5_app, d5_admin;
 
+GRANT EXECUTE ON FUNCTION @extschema@.self_check() TO d5_admin, d5_auditor;
+
 GRANT EXECUTE ON FUNCTION
     @extschema@.verify_audit_chain(uuid),
     @extschema@.audit_digest(),

@@ -30,6 +30,7 @@ extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["a
 extension_sql_file!("../sql/cost.sql", name = "cost", requires = ["partitions"]);
 extension_sql_file!("../sql/rollup.sql", name = "rollup", requires = ["cost"]);
 extension_sql_file!("../sql/cost_queries.sql", name = "cost_queries", requires = ["rollup"]);
+extension_sql_file!("../sql/self_check.sql", name = "self_check", requires = ["cost_queries"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
