@@ -24,6 +24,18 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.enable_tenancy(regclass)
 TO d5_admin;
 
+-- JSON Schema: everyone validates; only d5_admin registers and binds.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.validate_json(text, jsonb),
+    @extschema@.json_errors(text, jsonb)
+TO d5_app, d5_auditor, d5_admin;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.register_json_schema(text, jsonb),
+    @extschema@.bind_json_schema(regclass, name, text, uuid),
+    @extschema@.unbind_json_schema(regclass, name, uuid)
+TO d5_admin;
+GRANT SELECT ON @extschema@.json_schemas, @extschema@.json_schema_bindings TO d5_admin;
+
 -- d5_admin may switch token enforcement; d5_app may not (PG15+: GRANT SET ON PARAMETER).
 DO $grant$
 BEGIN
@@ -42,3 +54,6 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.cloud_accounts', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.resources', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.recommendations', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.policies', '');
+-- Shipped schemas and bindings are made by CREATE EXTENSION; dump only the rest.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.json_schemas', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.json_schema_bindings', 'WHERE NOT shipped');

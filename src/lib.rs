@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 
 mod error;
 mod gucs;
+mod json_schema;
 mod tenancy;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -18,11 +19,22 @@ extension_sql_file!(
     name = "tenancy",
     requires = [tenancy::current_tenant, tenancy::check_credentials_ref]
 );
+extension_sql_file!(
+    "../sql/json_schema.sql",
+    name = "json_schema",
+    requires = [
+        "tenancy",
+        json_schema::_json_schema_install_shipped,
+        json_schema::trigger::_json_schema_check,
+        json_schema::trigger::_json_schema_invalidate
+    ]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    json_schema::init();
 }
 
 /// Required by `cargo pgrx test`.
