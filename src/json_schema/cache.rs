@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use d5_core::json_schema::{compile_str, CompiledSchema};
+use d5_core::json_schema::{compile_jsonb_str, CompiledJsonbSchema};
 use pgrx::pg_sys;
 
 use super::registry;
@@ -26,7 +26,8 @@ const MAX_NAMES: usize = 1024;
 pub struct Compiled {
     pub name: String,
     pub version: i32,
-    pub schema: CompiledSchema,
+    /// Validates jsonb bytes in place.
+    pub schema: CompiledJsonbSchema,
 }
 
 /// The bindings of one column of one table.
@@ -68,6 +69,8 @@ struct Stale {
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
     static STALE: Cell<Stale> = const { Cell::new(Stale { schemas: true, names: true, bindings: true }) };
+    /// Schemas compiled by this backend (see `d5._json_schema_cache_stats`).
+    static COMPILES: Cell<u64> = const { Cell::new(0) };
     /// Bumped by every invalidation: a load that overlapped one is not kept.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     /// Data was read with a snapshot that may predate an invalidation already
@@ -173,7 +176,8 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 }
 
 fn compile(name: &str, version: i32, text: &str) -> Rc<Compiled> {
-    let schema = compile_str(text).unwrap_or_else(|error| {
+    COMPILES.with(|c| c.set(c.get() + 1));
+    let schema = compile_jsonb_str(text).unwrap_or_else(|error| {
         raise(JsonSchemaError::StoredSchemaBroken { name: name.to_owned(), version, error })
     });
     Rc::new(Compiled { name: name.to_owned(), version, schema })
@@ -280,7 +284,7 @@ pub fn bindings_for(relid: pg_sys::Oid) -> Option<Rc<Vec<ColumnBinding>>> {
     all.get(&relid).cloned()
 }
 
-/// How many validators this backend holds (for tests and the README's claims).
-pub fn compiled_count() -> usize {
-    with_state(|s| s.compiled_count)
+/// Validators held and schemas compiled so far by this backend (for tests).
+pub fn stats() -> (usize, u64) {
+    (with_state(|s| s.compiled_count), COMPILES.with(Cell::get))
 }

@@ -10,8 +10,8 @@ mod registry;
 pub(crate) mod trigger;
 
 use d5_core::json_schema::{
-    compile, format_detail, DepthError, SchemaError, DEFAULT_MAX_DOCUMENT_DEPTH, MAX_SCHEMA_BYTES,
-    MAX_SCHEMA_DEPTH, SHIPPED,
+    compile, format_detail, DepthError, Jsonb, SchemaError, DEFAULT_MAX_DOCUMENT_DEPTH,
+    MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, SHIPPED,
 };
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -158,11 +158,14 @@ fn check_name(name: Option<&str>) -> &str {
 fn register_json_schema(name: Option<&str>, schema: Option<RawJsonb>) -> i32 {
     let name = check_name(name);
     let schema = schema.unwrap_or_else(|| raise(JsonSchemaError::NullSchema));
-    // Depth beyond the core's bound is left to the core, which names the path.
-    let limits = jsonb::Limits { max_bytes: 4 * MAX_SCHEMA_BYTES, max_depth: MAX_SCHEMA_DEPTH + 1 };
+    // The core checks the exact size of the compact text; jsonb is larger.
+    let limits = jsonb::Limits { max_bytes: 4 * MAX_SCHEMA_BYTES, max_depth: MAX_SCHEMA_DEPTH };
     let value = jsonb::to_value(schema, limits).unwrap_or_else(|e| match e {
         JsonSchemaError::DocumentTooLarge { .. } => {
             raise(JsonSchemaError::InvalidSchema(SchemaError::TooLarge { max: MAX_SCHEMA_BYTES }))
+        }
+        JsonSchemaError::DocumentTooDeep { path, max } => {
+            raise(JsonSchemaError::InvalidSchema(SchemaError::TooDeep { path, max }))
         }
         other => raise(other),
     });
@@ -212,9 +215,9 @@ fn _json_schema_install_shipped() {
 /// Whether `doc` conforms to the latest version of schema `name`.
 #[pg_extern(stable, parallel_safe, strict)]
 fn validate_json(name: &str, doc: RawJsonb) -> bool {
-    let value = jsonb::to_value(doc, document_limits()).unwrap_or_else(|e| raise(e));
     let compiled = cache::latest(name);
-    compiled.schema.is_valid(&value)
+    jsonb::with_container(doc, document_limits(), |bytes| compiled.schema.is_valid(Jsonb::root(bytes)))
+        .unwrap_or_else(|e| raise(e))
 }
 
 /// Every violation of the latest version of schema `name` by `doc` (at most
@@ -224,14 +227,18 @@ fn json_errors(
     name: &str,
     doc: RawJsonb,
 ) -> TableIterator<'static, (name!(path, String), name!(message, String))> {
-    let value = jsonb::to_value(doc, document_limits()).unwrap_or_else(|e| raise(e));
     let compiled = cache::latest(name);
-    let rows = compiled.schema.errors(&value, MAX_ERROR_ROWS);
+    let rows = jsonb::with_container(doc, document_limits(), |bytes| {
+        compiled.schema.errors(Jsonb::root(bytes), MAX_ERROR_ROWS)
+    })
+    .unwrap_or_else(|e| raise(e));
     TableIterator::new(rows.into_iter().map(|v| (v.path, v.message)))
 }
 
-/// Validators cached in this session (for tests of the cache).
+/// Validators cached and schemas compiled by this session (superuser; for tests of the cache).
 #[pg_extern(volatile, parallel_safe)]
-fn _json_schema_cached() -> i32 {
-    i32::try_from(cache::compiled_count()).unwrap_or(i32::MAX)
+fn _json_schema_cache_stats() -> TableIterator<'static, (name!(cached, i64), name!(compiled, i64))> {
+    let (cached, compiled) = cache::stats();
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    TableIterator::once((n(cached as u64), n(compiled)))
 }

@@ -6,6 +6,8 @@ use std::ffi::CStr;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AllocatedByPostgres};
 
+use d5_core::json_schema::Jsonb;
+
 use super::cache::{self, ColumnBinding};
 use super::jsonb::{self, RawJsonb};
 use super::{document_limits, JsonSchemaError};
@@ -130,21 +132,23 @@ unsafe fn check_row(
         if names.is_empty() {
             continue;
         }
-        let doc = jsonb::to_value(RawJsonb::from_datum(value), document_limits()).unwrap_or_else(|e| raise(e));
+        let schemas: Vec<_> = names.into_iter().map(|name| cache::latest(name)).collect();
         let mut failed = Vec::new();
         let mut lines = Vec::new();
         let mut total = 0;
-        for name in names {
-            let compiled = cache::latest(name);
-            if compiled.schema.is_valid(&doc) {
-                continue;
+        jsonb::with_container(RawJsonb::from_datum(value), document_limits(), |bytes| {
+            for compiled in &schemas {
+                if compiled.schema.is_valid(Jsonb::root(bytes)) {
+                    continue;
+                }
+                let room = DETAIL_CAP.saturating_sub(lines.len());
+                let (errors, count) = compiled.schema.errors_counted(Jsonb::root(bytes), room);
+                total += count;
+                lines.extend(errors);
+                failed.push(format!("JSON schema \"{}\" (version {})", compiled.name, compiled.version));
             }
-            let room = DETAIL_CAP.saturating_sub(lines.len());
-            let (errors, count) = compiled.schema.errors_counted(&doc, room);
-            total += count;
-            lines.extend(errors);
-            failed.push(format!("JSON schema \"{}\" (version {})", compiled.name, compiled.version));
-        }
+        })
+        .unwrap_or_else(|e| raise(e));
         if !failed.is_empty() {
             raise(JsonSchemaError::Violation {
                 relation: relname,
