@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use d5_core::json_schema::{compile_jsonb_str, CompiledJsonbSchema};
+use d5_core::json_schema::{compile_arena_str, CompiledArenaSchema};
 use pgrx::pg_sys;
 
 use super::registry;
@@ -26,8 +26,8 @@ const MAX_NAMES: usize = 1024;
 pub struct Compiled {
     pub name: String,
     pub version: i32,
-    /// Validates jsonb bytes in place.
-    pub schema: CompiledJsonbSchema,
+    /// Validates decoded jsonb documents.
+    pub schema: CompiledArenaSchema,
 }
 
 /// The bindings of one column of one table.
@@ -177,7 +177,7 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 
 fn compile(name: &str, version: i32, text: &str) -> Rc<Compiled> {
     COMPILES.with(|c| c.set(c.get() + 1));
-    let schema = compile_jsonb_str(text).unwrap_or_else(|error| {
+    let schema = compile_arena_str(text).unwrap_or_else(|error| {
         raise(JsonSchemaError::StoredSchemaBroken { name: name.to_owned(), version, error })
     });
     Rc::new(Compiled { name: name.to_owned(), version, schema })

@@ -1,17 +1,20 @@
 //! jsonb datums for validation: the size limit is checked on the datum
 //! header before anything else, the depth limit by an iterative walk.
 //!
-//! Documents are validated in place as jsonb bytes ([`with_container`]):
-//! measured on a 1.2 KB tag set, converting to `serde_json::Value` cost more
-//! than validating it (pgrx's `JsonB`, via `jsonb_out` text and
+//! Documents are decoded from the jsonb bytes into a borrowed flat tree
+//! (`d5_core::json_schema::ArenaDoc`, see there) by [`with_doc`]: measured on
+//! a 1.2 KB tag set, converting to `serde_json::Value` cost more than
+//! validating it (pgrx's `JsonB`, via `jsonb_out` text and
 //! `serde_json::from_str`, twice as much again, and it panics on numbers
-//! beyond f64 or nesting beyond 128). [`to_value`] converts schemas on
+//! beyond f64 or nesting beyond 128), and validating the bytes in place
+//! re-decodes strings at every access. [`to_value`] converts schemas on
 //! registration, with Postgres' own iterator (no recursion on hostile nesting).
 
 use std::ffi::CStr;
 
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::{pg_sys, FromDatum, IntoDatum};
+use d5_core::json_schema::{ArenaDoc, ArenaNode};
 use serde_json::{Map, Number, Value};
 
 use super::JsonSchemaError;
@@ -70,9 +73,9 @@ pub fn raw_size(datum: pg_sys::Datum) -> usize {
     unsafe { pg_sys::toast_raw_datum_size(datum) }
 }
 
-/// Calls `f` with the jsonb container bytes of a non-NULL datum, after the
-/// size and depth checks.
-pub fn with_container<R>(doc: RawJsonb, limits: Limits, f: impl FnOnce(&[u8]) -> R) -> Result<R, JsonSchemaError> {
+/// Calls `f` with a non-NULL jsonb datum decoded for validation, after the
+/// size check (on the header) and the depth check (while decoding).
+pub fn with_doc<R>(doc: RawJsonb, limits: Limits, f: impl FnOnce(ArenaNode<'_>) -> R) -> Result<R, JsonSchemaError> {
     let size = raw_size(doc.0);
     if size > limits.max_bytes {
         return Err(JsonSchemaError::DocumentTooLarge { size, max: limits.max_bytes });
@@ -83,8 +86,8 @@ pub fn with_container<R>(doc: RawJsonb, limits: Limits, f: impl FnOnce(&[u8]) ->
     let detoasted = unsafe { pg_sys::pg_detoast_datum_packed(raw) };
     // SAFETY: `detoasted` is a complete in-memory varlena.
     let bytes = unsafe { pgrx::varlena::varlena_to_byte_slice(detoasted) };
-    let result = d5_core::json_schema::check_jsonb_depth(bytes, limits.max_depth)
-        .map(|()| f(bytes))
+    let result = ArenaDoc::from_jsonb(bytes, limits.max_depth)
+        .map(|decoded| f(decoded.root()))
         .map_err(|e| JsonSchemaError::DocumentTooDeep { path: e.path, max: e.max });
     if detoasted != raw {
         // SAFETY: the copy was palloc'd by the detoast call and is ours; `bytes` is no longer used.

@@ -10,7 +10,7 @@ mod registry;
 pub(crate) mod trigger;
 
 use d5_core::json_schema::{
-    compile, format_detail, DepthError, Jsonb, SchemaError, DEFAULT_MAX_DOCUMENT_DEPTH,
+    compile, format_detail, DepthError, SchemaError, DEFAULT_MAX_DOCUMENT_DEPTH,
     MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, SHIPPED,
 };
 use pgrx::prelude::*;
@@ -216,8 +216,7 @@ fn _json_schema_install_shipped() {
 #[pg_extern(stable, parallel_safe, strict)]
 fn validate_json(name: &str, doc: RawJsonb) -> bool {
     let compiled = cache::latest(name);
-    jsonb::with_container(doc, document_limits(), |bytes| compiled.schema.is_valid(Jsonb::root(bytes)))
-        .unwrap_or_else(|e| raise(e))
+    jsonb::with_doc(doc, document_limits(), |root| compiled.schema.is_valid(root)).unwrap_or_else(|e| raise(e))
 }
 
 /// Every violation of the latest version of schema `name` by `doc` (at most
@@ -228,10 +227,8 @@ fn json_errors(
     doc: RawJsonb,
 ) -> TableIterator<'static, (name!(path, String), name!(message, String))> {
     let compiled = cache::latest(name);
-    let rows = jsonb::with_container(doc, document_limits(), |bytes| {
-        compiled.schema.errors(Jsonb::root(bytes), MAX_ERROR_ROWS)
-    })
-    .unwrap_or_else(|e| raise(e));
+    let rows = jsonb::with_doc(doc, document_limits(), |root| compiled.schema.errors(root, MAX_ERROR_ROWS))
+        .unwrap_or_else(|e| raise(e));
     TableIterator::new(rows.into_iter().map(|v| (v.path, v.message)))
 }
 

@@ -6,8 +6,6 @@ use std::ffi::CStr;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AllocatedByPostgres};
 
-use d5_core::json_schema::Jsonb;
-
 use super::cache::{self, ColumnBinding};
 use super::jsonb::{self, RawJsonb};
 use super::{document_limits, JsonSchemaError};
@@ -136,13 +134,13 @@ unsafe fn check_row(
         let mut failed = Vec::new();
         let mut lines = Vec::new();
         let mut total = 0;
-        jsonb::with_container(RawJsonb::from_datum(value), document_limits(), |bytes| {
+        jsonb::with_doc(RawJsonb::from_datum(value), document_limits(), |root| {
             for compiled in &schemas {
-                if compiled.schema.is_valid(Jsonb::root(bytes)) {
+                if compiled.schema.is_valid(root) {
                     continue;
                 }
                 let room = DETAIL_CAP.saturating_sub(lines.len());
-                let (errors, count) = compiled.schema.errors_counted(Jsonb::root(bytes), room);
+                let (errors, count) = compiled.schema.errors_counted(root, room);
                 total += count;
                 lines.extend(errors);
                 failed.push(format!("JSON schema \"{}\" (version {})", compiled.name, compiled.version));
