@@ -11,7 +11,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = '@extschema@'
         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-          AND c.relname NOT IN ('audit_chain_heads')
+          -- Configuration keyed by an optional tenant is not tenant data.
+          AND c.relname NOT IN ('audit_chain_heads', 'json_schema_bindings')
     ), granted AS (
         -- Roles granted d5_app directly or through other roles (pg_has_role
         -- would count every superuser as a member).

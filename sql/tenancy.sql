@@ -70,7 +70,7 @@ CREATE TABLE @extschema@.recommendations (
     id          uuid        NOT NULL DEFAULT gen_random_uuid(),
     resource_id uuid        NOT NULL,
     type        text        NOT NULL CHECK (length(type) BETWEEN 1 AND 100),
-    impact      jsonb       NOT NULL DEFAULT '{}',
+    impact      jsonb       NOT NULL,
     status      text        NOT NULL DEFAULT 'open'
                             CHECK (status IN ('open', 'accepted', 'dismissed', 'implemented', 'expired')),
     created_at  timestamptz NOT NULL DEFAULT now(),
@@ -86,7 +86,7 @@ CREATE TABLE @extschema@.policies (
     id          uuid        NOT NULL DEFAULT gen_random_uuid(),
     name        text        NOT NULL CHECK (length(btrim(name)) BETWEEN 1 AND 200),
     type        text        NOT NULL CHECK (length(type) BETWEEN 1 AND 100),
-    thresholds  jsonb       NOT NULL DEFAULT '{}',
+    thresholds  jsonb       NOT NULL,
     enabled     boolean     NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
