@@ -398,6 +398,16 @@ fn a_tenant_tag_policy_applies_to_that_tenant_only() {
 
     begin_as(&mut app, b);
     app.execute(INSERT_RESOURCE, &[&account_b, &"i-1", &untagged]).unwrap();
+    // Aiming a row at A from B is refused by row-level security, before A's
+    // policy could answer (its DETAIL would tell B about A's rules).
+    let (msg, detail) = expect_err_in_tx(
+        &mut app,
+        "INSERT INTO d5.resources (tenant_id, account_id, resource_type, provider_resource_id, tags)
+         VALUES ($1, $2, 'vm', 'i-9', $3)",
+        &[&a, &account_a, &untagged],
+        "42501",
+    );
+    assert!(!msg.contains("alpha_tags") && !detail.contains("cost-center"), "{msg} / {detail}");
     app.batch_execute("COMMIT").unwrap();
 
     // Unrelated updates of A's older rows are not blocked by the policy;
