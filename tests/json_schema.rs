@@ -398,6 +398,16 @@ fn a_tenant_tag_policy_applies_to_that_tenant_only() {
 
     begin_as(&mut app, b);
     app.execute(INSERT_RESOURCE, &[&account_b, &"i-1", &untagged]).unwrap();
+    // Aiming a row at A from B is refused by row-level security, before A's
+    // policy could answer (its DETAIL would tell B about A's rules).
+    let (msg, detail) = expect_err_in_tx(
+        &mut app,
+        "INSERT INTO d5.resources (tenant_id, account_id, resource_type, provider_resource_id, tags)
+         VALUES ($1, $2, 'vm', 'i-9', $3)",
+        &[&a, &account_a, &untagged],
+        "42501",
+    );
+    assert!(!msg.contains("alpha_tags") && !detail.contains("cost-center"), "{msg} / {detail}");
     app.batch_execute("COMMIT").unwrap();
 
     // Unrelated updates of A's older rows are not blocked by the policy;
@@ -521,4 +531,68 @@ fn hostile_inputs_never_crash_a_backend() {
     assert_eq!(same, pid, "the backend was replaced");
     assert!(inputs.len() >= 200 && answered >= 400, "answered {answered}, refused {refused}");
     println!("hostile: {} inputs x 4 schemas: {answered} answered, {refused} refused", inputs.len());
+}
+
+/// pg_dump carries registered schemas and bindings, not the shipped rows that
+/// CREATE EXTENSION makes again (they would clash on restore).
+#[test]
+fn dump_and_restore_keeps_registrations_without_duplicating_shipped_rows() {
+    let src = TestDb::new();
+    let tenant = src.create_tenant("alpha");
+    let (_, mut admin) = src.login("d5_admin");
+    admin.query_one("SELECT d5.register_json_schema('alpha_tags', '{\"required\": [\"cost-center\"]}')", &[]).unwrap();
+    admin.query_one("SELECT d5.register_json_schema('resource_tags', '{\"type\": \"object\"}')", &[]).unwrap();
+    admin.execute("SELECT d5.bind_json_schema('d5.resources', 'tags', 'alpha_tags', $1)", &[&tenant]).unwrap();
+    admin.query_one("SELECT d5.unbind_json_schema('d5.policies', 'thresholds')", &[]).unwrap();
+
+    let dst = TestDb::new();
+    dst.superuser().batch_execute("DROP EXTENSION d5_storage CASCADE; DROP SCHEMA d5 CASCADE").unwrap();
+    let c = cluster();
+    let bin = std::env::var("PG_BINDIR").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let conn = |db: &str| format!("host={} port={} user=postgres dbname={db}", c.host, c.port);
+    let dump = std::process::Command::new(format!("{bin}/pg_dump"))
+        .args(["-Fc", "-d", &conn(&src.name)])
+        .output()
+        .expect("run pg_dump");
+    assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
+    let mut restore = std::process::Command::new(format!("{bin}/pg_restore"))
+        .args(["--exit-on-error", "-d", &conn(&dst.name)])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pg_restore");
+    use std::io::Write as _;
+    restore.stdin.take().unwrap().write_all(&dump.stdout).unwrap();
+    let out = restore.wait_with_output().unwrap();
+    assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
+
+    let state = |db: &TestDb| -> Vec<String> {
+        let mut su = db.superuser();
+        let mut rows: Vec<String> = su
+            .query("SELECT format('%s v%s shipped=%s', name, version, shipped) FROM d5.json_schemas", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rows.extend(
+            su.query(
+                "SELECT format('%s.%s tenant=%s schema=%s shipped=%s', table_name, column_name,
+                               tenant_id IS NOT NULL, schema_name, shipped)
+                 FROM d5.json_schema_bindings",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0)),
+        );
+        rows.sort();
+        rows
+    };
+    let before = state(&src);
+    assert_eq!(before.len(), 5 + 5, "{before:#?}");
+    assert_eq!(state(&dst), before);
+    // And the restored bindings are in force.
+    let mut su = dst.superuser();
+    let valid: bool = su.query_one("SELECT d5.validate_json('resource_tags', '[]')", &[]).unwrap().get(0);
+    assert!(!valid, "version 2 of resource_tags applies");
 }

@@ -77,6 +77,15 @@ unsafe fn uuid_bytes(d: pg_sys::Datum) -> [u8; 16] {
     unsafe { *d.cast_mut_ptr::<[u8; 16]>() }
 }
 
+/// Whether row-level security applies to the current user on this table.
+fn rls_applies(rel: pg_sys::Relation) -> bool {
+    // SAFETY: the trigger's relation is valid; noError = true never raises.
+    unsafe {
+        pg_sys::check_enable_rls((*rel).rd_id, pg_sys::Oid::INVALID, true)
+            == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
+}
+
 /// # Safety
 /// Arguments come from the current row trigger call.
 unsafe fn check_row(
@@ -103,13 +112,14 @@ unsafe fn check_row(
     // SAFETY: tuples belong to `desc`.
     let tenant_of = |t: pg_sys::HeapTuple| tenant_attr.and_then(|n| unsafe { attr(t, desc, n) }).map(|d| unsafe { uuid_bytes(d) });
     let new_tenant = tenant_of(new);
-    // A row for another tenant is refused by RLS right after this BEFORE
-    // trigger; validating it first would reveal that tenant's own schema in
-    // the error. Superusers (not under RLS) are validated as usual.
-    let current = crate::tenancy::context::current_tenant().map(|t| *t.as_bytes());
-    // SAFETY: reads the current user's superuser flag.
-    if new_tenant.is_some() && new_tenant != current && !unsafe { pg_sys::superuser() } {
-        return;
+    if tenant_attr.is_some() && rls_applies(rel) {
+        let current = crate::tenancy::context::current_tenant().map(|t| *t.as_bytes());
+        if current.is_none() || current != new_tenant {
+            // Row-level security refuses this row (42501) right after this
+            // trigger; checking it first would answer with another tenant's
+            // policy in the DETAIL.
+            return;
+        }
     }
 
     for binding in columns {
