@@ -124,7 +124,7 @@ CREATE TRIGGER cloud_accounts_check BEFORE INSERT OR UPDATE OF credentials_ref
 -- RLS enabled and forced, one policy per command comparing tenant_id with
 -- d5.current_tenant() (a STABLE function, so the planner turns it into an
 -- index condition), tenant_id defaulting to the current tenant, DML for d5_app.
-CREATE FUNCTION @extschema@.enable_tenancy(tbl regclass) RETURNS void
+CREATE FUNCTION @extschema@.enable_tenancy(tbl regclass, app_privileges text DEFAULT 'SELECT, INSERT, UPDATE, DELETE') RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cmd text;
@@ -147,11 +147,15 @@ BEGIN
     EXECUTE format('CREATE POLICY d5_tenant_delete ON %s FOR DELETE USING (%s)', tbl, expr);
     EXECUTE format('ALTER TABLE %s ALTER COLUMN tenant_id SET DEFAULT @extschema@.current_tenant()', tbl);
     EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', tbl);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO d5_app', tbl);
+    IF app_privileges !~ '^\s*(SELECT|INSERT|UPDATE|DELETE)(\s*,\s*(SELECT|INSERT|UPDATE|DELETE))*\s*$' THEN
+        RAISE EXCEPTION 'app_privileges must list SELECT, INSERT, UPDATE or DELETE, got %', app_privileges
+            USING ERRCODE = '22023';
+    END IF;
+    EXECUTE format('GRANT %s ON %s TO d5_app', app_privileges, tbl);
 END
 $$;
-COMMENT ON FUNCTION @extschema@.enable_tenancy(regclass) IS
-    'Enables and forces row-level security keyed by tenant_id = d5.current_tenant() and grants DML to d5_app.';
+COMMENT ON FUNCTION @extschema@.enable_tenancy(regclass, text) IS
+    'Enables and forces row-level security keyed by tenant_id = d5.current_tenant() and grants app_privileges (default all DML) to d5_app.';
 
 DO $apply$
 DECLARE
