@@ -3,7 +3,10 @@
 -- rollups for settled days, raw rows for days whose rollup is still pending.
 -- Ranges are inclusive UTC days.
 
--- Every settled-or-pending day in [from, to] at the rollup grain.
+-- Every settled-or-pending day in [from, to] at the rollup grain. The raw
+-- bounds are scalar sub-selects on purpose: under RLS a join clause through
+-- timezone() (not LEAKPROOF) cannot become an index condition, while these
+-- InitPlan parameters can, and they prune raw partitions at run time.
 CREATE FUNCTION @extschema@._exact_daily("from" date, "to" date)
 RETURNS TABLE (day date, cloud_account_id uuid, service_name text, region_id text, charge_category text,
                billing_currency text, billed_cost numeric, effective_cost numeric, list_cost numeric,
@@ -13,18 +16,20 @@ LANGUAGE sql STABLE AS $$
            d.billed_cost, d.effective_cost, d.list_cost, d.contracted_cost
     FROM @extschema@.cost_metrics_daily d
     WHERE d.tenant_id = @extschema@.current_tenant() AND d.day BETWEEN "from" AND "to"
-      AND NOT EXISTS (SELECT 1 FROM @extschema@.cost_rollup_pending p
-                      WHERE p.tenant_id = d.tenant_id AND p.day = d.day)
+      AND d.day <> ALL (ARRAY(SELECT p.day FROM @extschema@.cost_rollup_pending p
+                              WHERE p.tenant_id = @extschema@.current_tenant() AND p.day BETWEEN "from" AND "to"))
     UNION ALL
     SELECT (r.charge_period_start AT TIME ZONE 'UTC')::date, r.cloud_account_id, r.service_name,
            coalesce(r.region_id, ''), r.charge_category, r.billing_currency,
            sum(r.billed_cost), sum(r.effective_cost), sum(r.list_cost), sum(r.contracted_cost)
-    FROM @extschema@.cost_rollup_pending p
-    JOIN @extschema@.cost_metrics_raw r
-      ON r.tenant_id = p.tenant_id
-     AND r.charge_period_start >= p.day::timestamp AT TIME ZONE 'UTC'
-     AND r.charge_period_start < (p.day + 1)::timestamp AT TIME ZONE 'UTC'
-    WHERE p.tenant_id = @extschema@.current_tenant() AND p.day BETWEEN "from" AND "to"
+    FROM @extschema@.cost_metrics_raw r
+    WHERE r.tenant_id = @extschema@.current_tenant()
+      AND r.charge_period_start >= (SELECT min(p.day)::timestamp AT TIME ZONE 'UTC' FROM @extschema@.cost_rollup_pending p
+                                    WHERE p.tenant_id = @extschema@.current_tenant() AND p.day BETWEEN "from" AND "to")
+      AND r.charge_period_start < (SELECT (max(p.day) + 1)::timestamp AT TIME ZONE 'UTC' FROM @extschema@.cost_rollup_pending p
+                                   WHERE p.tenant_id = @extschema@.current_tenant() AND p.day BETWEEN "from" AND "to")
+      AND EXISTS (SELECT 1 FROM @extschema@.cost_rollup_pending p
+                  WHERE p.tenant_id = r.tenant_id AND p.day = (r.charge_period_start AT TIME ZONE 'UTC')::date)
     GROUP BY 1, 2, 3, 4, 5, 6
 $$;
 
@@ -91,6 +96,8 @@ LANGUAGE sql STABLE AS $$
         SELECT DISTINCT date_trunc('month', p.day)::date AS month
         FROM @extschema@.cost_rollup_pending p
         WHERE p.tenant_id = @extschema@.current_tenant()
+          AND p.day >= date_trunc('month', "from")::date
+          AND p.day < (date_trunc('month', "to") + interval '1 month')::date
     ), settled AS (
         SELECT m.month, m.service_name, m.billing_currency, sum(m.billed_cost) AS billed_cost,
                sum(m.effective_cost) AS effective_cost, sum(m.list_cost) AS list_cost
@@ -99,14 +106,33 @@ LANGUAGE sql STABLE AS $$
           AND m.month BETWEEN date_trunc('month', "from")::date AND date_trunc('month', "to")::date
           AND m.month NOT IN (SELECT u.month FROM unsettled u)
         GROUP BY 1, 2, 3
+    ), fresh_rows AS (
+        SELECT d.day, d.service_name, d.billing_currency, d.billed_cost, d.effective_cost, d.list_cost
+        FROM @extschema@.cost_metrics_daily d
+        WHERE d.tenant_id = @extschema@.current_tenant()
+          AND d.day >= (SELECT min(u.month) FROM unsettled u)
+          AND d.day < (SELECT (max(u.month) + interval '1 month')::date FROM unsettled u)
+          AND date_trunc('month', d.day)::date IN (SELECT u.month FROM unsettled u)
+          AND d.day <> ALL (ARRAY(SELECT p.day FROM @extschema@.cost_rollup_pending p WHERE p.tenant_id = @extschema@.current_tenant()))
+        UNION ALL
+        SELECT (r.charge_period_start AT TIME ZONE 'UTC')::date, r.service_name, r.billing_currency,
+               r.billed_cost, r.effective_cost, r.list_cost
+        FROM @extschema@.cost_metrics_raw r
+        WHERE r.tenant_id = @extschema@.current_tenant()
+          AND r.charge_period_start >= (SELECT min(p.day)::timestamp AT TIME ZONE 'UTC' FROM @extschema@.cost_rollup_pending p
+                                        WHERE p.tenant_id = @extschema@.current_tenant()
+                                          AND p.day >= date_trunc('month', "from")::date
+                                          AND p.day < (date_trunc('month', "to") + interval '1 month')::date)
+          AND r.charge_period_start < (SELECT (max(p.day) + 1)::timestamp AT TIME ZONE 'UTC' FROM @extschema@.cost_rollup_pending p
+                                       WHERE p.tenant_id = @extschema@.current_tenant()
+                                         AND p.day >= date_trunc('month', "from")::date
+                                         AND p.day < (date_trunc('month', "to") + interval '1 month')::date)
+          AND EXISTS (SELECT 1 FROM @extschema@.cost_rollup_pending p
+                      WHERE p.tenant_id = r.tenant_id AND p.day = (r.charge_period_start AT TIME ZONE 'UTC')::date)
     ), fresh AS (
-        SELECT date_trunc('month', e.day)::date AS month, e.service_name, e.billing_currency,
-               sum(e.billed_cost), sum(e.effective_cost), sum(e.list_cost)
-        FROM @extschema@._exact_daily(
-                 (SELECT coalesce(min(u.month), 'infinity') FROM unsettled u),
-                 (SELECT coalesce((max(u.month) + interval '1 month' - interval '1 day')::date, '-infinity') FROM unsettled u)) e
-        WHERE date_trunc('month', e.day)::date IN (SELECT u.month FROM unsettled u)
-          AND date_trunc('month', e.day)::date BETWEEN date_trunc('month', "from")::date AND date_trunc('month', "to")::date
+        SELECT date_trunc('month', f.day)::date AS month, f.service_name, f.billing_currency,
+               sum(f.billed_cost), sum(f.effective_cost), sum(f.list_cost)
+        FROM fresh_rows f
         GROUP BY 1, 2, 3
     )
     SELECT * FROM settled UNION ALL SELECT * FROM fresh ORDER BY 1, 2, 3

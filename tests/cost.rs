@@ -180,6 +180,19 @@ fn daily(c: &mut Client, t: Uuid, from: &str, to: &str) -> Vec<(String, String, 
     })
 }
 
+fn monthly(c: &mut Client, t: Uuid) -> Vec<(String, String)> {
+    as_tenant(c, t, |tx| {
+        tx.query(
+            "SELECT month::text, sum(billed_cost)::text FROM d5.monthly_costs('2024-01-01', '2024-12-31') GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    })
+}
+
 #[test]
 fn reingesting_a_period_replaces_it_atomically_and_rollups_follow() {
     let db = TestDb::new();
@@ -217,10 +230,13 @@ fn reingesting_a_period_replaces_it_atomically_and_rollups_follow() {
         ("2024-09-05".to_string(), "S3".to_string(), "0.05".to_string()),
     ];
     assert_eq!(daily(&mut app, t.id, "2024-09-01", "2024-09-30"), expected);
+    let months = vec![("2024-09-01".to_string(), "1.05".to_string()), ("2024-10-01".to_string(), "7".to_string())];
+    assert_eq!(monthly(&mut app, t.id), months, "monthly_costs with September pending");
     // …and after it, from the rollups, with monthly following too.
     let mut su = db.superuser();
     su.query_one("SELECT d5._rollup_pending()", &[]).unwrap();
     assert_eq!(daily(&mut app, t.id, "2024-09-01", "2024-09-30"), expected);
+    assert_eq!(monthly(&mut app, t.id), months, "monthly_costs once settled");
     let pending: i64 = su.query_one("SELECT count(*) FROM d5.cost_rollup_pending", &[]).unwrap().get(0);
     assert_eq!(pending, 0);
     let (sept, oct): (String, String) = {

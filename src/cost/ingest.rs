@@ -43,6 +43,8 @@ pub fn ingest(cloud_account: Uuid, rows: &str, format: &str) -> Outcome {
         raise(CostError::UnknownFormat(format.to_string()));
     }
     let tenant = context::current_tenant().unwrap_or_else(|| raise(CostError::NoTenant));
+    // Refuse a foreign or unknown account before any parsing work.
+    as_extension_owner(|| lock_account(tenant, cloud_account));
     let mut reader = FocusReader::new(rows).unwrap_or_else(|e| raise(CostError::Header(e.to_string())));
     let batch_id = Uuid::from_bytes(*uuid::Builder::from_random_bytes(crate::tenancy::random_bytes::<16>()).as_uuid().as_bytes());
     let prefix = format!("{tenant}\t{cloud_account}\t{batch_id}\t");
@@ -67,7 +69,6 @@ pub fn ingest(cloud_account: Uuid, rows: &str, format: &str) -> Outcome {
     }
 
     let outcome = as_extension_owner(|| {
-        lock_account(tenant, cloud_account);
         let (replaced, replaced_days) = delete_replaced_periods(tenant, cloud_account, &summary.billing_periods);
         days.extend(replaced_days);
         let inserted = if copy.is_empty() { 0 } else { copy_text_into(raw_table(), &copy_columns(), copy) as i64 };
