@@ -94,3 +94,32 @@ $dump$;
 -- Shipped schemas and bindings are made by CREATE EXTENSION; dump only the rest.
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.json_schemas', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.json_schema_bindings', 'WHERE NOT shipped');
+
+-- Lifecycle: d5_admin runs maintenance and edits retention; d5_auditor reads
+-- the history and the archive.
+GRANT EXECUTE ON FUNCTION @extschema@.run_maintenance(timestamptz) TO d5_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.partition_checksum(regclass) TO d5_admin, d5_auditor;
+GRANT SELECT ON @extschema@.retention_policies, @extschema@.maintenance_runs, @extschema@.maintenance_actions,
+                @extschema@.maintenance_progress, @extschema@.archived_partitions
+    TO d5_admin, d5_auditor;
+GRANT INSERT, UPDATE, DELETE ON @extschema@.retention_policies TO d5_admin;
+GRANT USAGE ON SCHEMA d5_archive TO d5_admin, d5_auditor;
+DO $grant$
+BEGIN
+    IF current_setting('server_version_num')::int >= 150000
+       AND NOT has_parameter_privilege('d5_admin', 'd5.archive_tablespace', 'SET') THEN
+        EXECUTE 'GRANT SET ON PARAMETER d5.archive_tablespace TO d5_admin';
+    END IF;
+END
+$grant$;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.maintenance_run_seq', '');
+DO $dump$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['retention_policies', 'maintenance_runs', 'maintenance_actions',
+                             'archived_partitions'] LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(format('@extschema@.%I', t)::regclass, '');
+    END LOOP;
+END
+$dump$;

@@ -68,6 +68,7 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    define_lifecycle();
     reserve_prefix();
 }
 
@@ -82,4 +83,77 @@ fn reserve_prefix() {
 fn reserve_prefix() {
     // SAFETY: same as above; PG13/14 call this EmitWarningsOnPlaceholders.
     unsafe { pgrx::pg_sys::EmitWarningsOnPlaceholders(c"d5".as_ptr()) }
+}
+
+// ---- Lifecycle (maintenance) settings ----
+
+pub static MAINTENANCE_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static MAINTENANCE_LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static MAINTENANCE_IN_WORKER: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static ARCHIVE_TABLESPACE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MAINTENANCE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static MAINTENANCE_DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+
+fn define_lifecycle() {
+    GucRegistry::define_int_guc(
+        c"d5.maintenance_lock_timeout",
+        c"Longest wait of maintenance for any one lock, per attempt.",
+        c"A step that cannot get its locks within the attempts is skipped and retried next run.",
+        &MAINTENANCE_LOCK_TIMEOUT,
+        1,
+        60_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"d5.maintenance_lock_retries",
+        c"How many times maintenance retries a step whose lock it could not get (with back-off).",
+        c"",
+        &MAINTENANCE_LOCK_RETRIES,
+        0,
+        10,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"d5.maintenance_in_worker",
+        c"When on, d5.run_maintenance() runs in a background worker that commits after every action.",
+        c"When off (or in a REPEATABLE READ/SERIALIZABLE transaction) it runs in the caller's transaction.",
+        &MAINTENANCE_IN_WORKER,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"d5.archive_tablespace",
+        c"Tablespace that archived partitions are moved to (empty: they stay where they are).",
+        c"",
+        &ARCHIVE_TABLESPACE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"d5.maintenance_interval",
+        c"Seconds between two runs of the maintenance background worker (0: the worker stays idle).",
+        c"Only with shared_preload_libraries = 'd5_storage'.",
+        &MAINTENANCE_INTERVAL,
+        0,
+        7 * 86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"d5.maintenance_database",
+        c"Database in which the maintenance background worker runs d5 maintenance.",
+        c"On a change (reload), the worker restarts to connect to the new database.",
+        &MAINTENANCE_DATABASE,
+        // Not Postmaster: a library loaded after startup may not define those.
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+/// A string setting as Rust text ("" when unset).
+pub fn text(setting: &GucSetting<Option<CString>>) -> String {
+    setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }

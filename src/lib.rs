@@ -8,6 +8,7 @@ mod cost;
 mod error;
 mod gucs;
 mod json_schema;
+mod lifecycle;
 mod privilege;
 mod tenancy;
 
@@ -42,12 +43,23 @@ extension_sql_file!(
         json_schema::trigger::_json_schema_invalidate
     ]
 );
+extension_sql_file!(
+    "../sql/lifecycle.sql",
+    name = "lifecycle",
+    requires = ["rollup", audit::_audit_event, audit::seal::_audit_seal]
+);
+extension_sql_file!(
+    "../sql/lifecycle_steps.sql",
+    name = "lifecycle_steps",
+    requires = ["lifecycle", lifecycle::_run_maintenance]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     json_schema::init();
+    lifecycle::worker::register_scheduler();
 }
 
 /// Required by `cargo pgrx test`.

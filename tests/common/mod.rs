@@ -124,3 +124,80 @@ pub fn expect_error(client: &mut Client, sql: &str, code: &str) -> String {
         }
     }
 }
+
+/// Another throwaway cluster (scripts/pgcluster) for tests that need their
+/// own server settings, such as shared_preload_libraries. It runs the same
+/// server binaries as the main test cluster: PG_BINDIR if set, else the
+/// BINDIR of that cluster, so a private install is used throughout.
+pub struct ExtraCluster {
+    pub name: String,
+    pub port: u16,
+}
+
+fn pgcluster(args: &[&str]) -> std::process::Output {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut cmd = Command::new(format!("{root}/scripts/pgcluster"));
+    cmd.args(args);
+    let bindir = std::env::var("PG_BINDIR").ok().or_else(|| {
+        let mut su = connect("postgres", "postgres");
+        su.query_one("SELECT setting FROM pg_config WHERE name = 'BINDIR'", &[]).ok().map(|r| r.get(0))
+    });
+    if let Some(bindir) = bindir {
+        cmd.env("PG_BINDIR", bindir);
+    }
+    cmd.output().expect("run scripts/pgcluster")
+}
+
+impl ExtraCluster {
+    /// Starts cluster `name` afresh with extra postgresql.conf lines.
+    pub fn start(name: &str, conf: &[&str]) -> ExtraCluster {
+        // pgcluster picks a free port, then starts: two starts at once could
+        // pick the same one. One at a time here, and retry a lost race.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = pgcluster(&["destroy", name]);
+        let mut args = vec!["start", name];
+        args.extend_from_slice(conf);
+        let mut out = pgcluster(&args);
+        for _ in 0..2 {
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            out = pgcluster(&args);
+        }
+        assert!(out.status.success(), "pgcluster start {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let env_file = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let env = std::fs::read_to_string(env_file).expect("cluster env file");
+        let port = env
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("PGPORT="))
+            .and_then(|p| p.parse().ok())
+            .expect("PGPORT in env file");
+        ExtraCluster { name: name.into(), port }
+    }
+
+    pub fn connect(&self, db: &str, user: &str) -> Client {
+        Client::connect(&format!("host=127.0.0.1 port={} user={user} dbname={db}", self.port), NoTls)
+            .unwrap_or_else(|e| panic!("connect {user}@{db} on cluster {}: {e}", self.name))
+    }
+
+    /// Stops the server (fast shutdown); returns how long that took.
+    pub fn stop(&self) -> std::time::Duration {
+        let t0 = std::time::Instant::now();
+        let out = pgcluster(&["stop", &self.name]);
+        assert!(out.status.success(), "pgcluster stop {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        t0.elapsed()
+    }
+
+    pub fn server_log(&self) -> String {
+        let root = env!("CARGO_MANIFEST_DIR");
+        std::fs::read_to_string(format!("{root}/target/pg/{}/server.log", self.name)).unwrap_or_default()
+    }
+}
+
+impl Drop for ExtraCluster {
+    fn drop(&mut self) {
+        let _ = pgcluster(&["destroy", &self.name]);
+    }
+}
