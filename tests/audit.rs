@@ -433,3 +433,47 @@ fn schema_registration_and_binding_are_audited() {
     assert_eq!(bound, 1);
     assert!(sql_verify(&mut su, None).iter().all(|r| r.2));
 }
+
+#[test]
+fn operators_planted_in_the_callers_search_path_never_run_as_owner() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let account: Uuid = db
+        .superuser()
+        .query_one(
+            "INSERT INTO d5.cloud_accounts (tenant_id, provider, external_account_id) VALUES ($1, 'aws', '1') RETURNING id",
+            &[&t],
+        )
+        .unwrap()
+        .get(0);
+    let (role, mut app) = db.login("d5_app");
+    db.superuser().batch_execute(&format!("GRANT CREATE ON DATABASE {} TO {role}", db.name)).unwrap();
+    // Operators the extension's own queries would pick up if they resolved
+    // names through the caller's search_path; each refuses to be called.
+    app.batch_execute(
+        "CREATE SCHEMA trap;
+         CREATE FUNCTION trap.plus(bigint, integer) RETURNS bigint LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'trap.+ ran as %', current_user; END $$;
+         CREATE OPERATOR trap.+ (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = trap.plus);
+         CREATE FUNCTION trap.eq(uuid, uuid) RETURNS boolean LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'trap.= ran as %', current_user; END $$;
+         CREATE OPERATOR trap.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = trap.eq);
+         SET search_path = trap, pg_catalog, public;",
+    )
+    .unwrap();
+    let mut tx = app.transaction().unwrap();
+    tx.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    tx.batch_execute(
+        "INSERT INTO d5.users (email) VALUES ('a@acme.example');
+         UPDATE d5.users SET role = 'admin';",
+    )
+    .unwrap();
+    let csv = "BillingAccountId,BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart,ChargePeriodEnd,BilledCost,EffectiveCost,ListCost,ContractedCost,BillingCurrency,ChargeCategory,ServiceName,ProviderName\n\
+               1,2024-09-01,2024-10-01,2024-09-02T00:00:00Z,2024-09-02T01:00:00Z,1,1,1,1,USD,Usage,EC2,AWS\n";
+    tx.query_one("SELECT * FROM d5.ingest_focus($1, $2)", &[&account, &csv]).unwrap();
+    tx.query_one("SELECT * FROM d5.ingest_focus($1, $2)", &[&account, &csv]).unwrap();
+    tx.commit().unwrap();
+    let mut su = db.superuser();
+    let n: i64 = su.query_one("SELECT count(*) FROM d5.audit_log WHERE tenant_id = $1", &[&t]).unwrap().get(0);
+    assert_eq!(n, 6, "tenant, account, user insert and update, two ingests");
+}

@@ -135,6 +135,8 @@ fn as_owner<R>(f: impl FnOnce() -> R) -> R {
         )
     };
     let _restore = RestoreUser(saved_user, saved_context);
+    // Our fixed queries must not resolve anything in the caller's schemas.
+    let pin = crate::privilege::pin_search_path();
 
     // SAFETY: plain reads of backend state.
     let (parallel, xact_snapshot, has_xid) = unsafe {
@@ -151,13 +153,16 @@ fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     // the transaction ends.
     if parallel || (xact_snapshot && has_xid) {
         cache::set_provisional();
-        return f();
+        let result = f();
+        crate::privilege::unpin_search_path(pin);
+        return result;
     }
     // SAFETY: not in parallel mode (checked above); pushed and popped here.
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
     let result = f();
     // SAFETY: pops the snapshot pushed above (errors skip this: abort resets the stack).
     unsafe { pg_sys::PopActiveSnapshot() };
+    crate::privilege::unpin_search_path(pin);
     result
 }
 
