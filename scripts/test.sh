@@ -28,10 +28,11 @@ run() { # name, command…
     if "$@" 2>&1 | tee "$LOG/$name.log"; then :; else status=1; fi
 }
 
-run unit cargo test -q --workspace --exclude d5_storage
-run integration cargo test -q -p d5_storage --test '*'
+run unit cargo test -q --no-fail-fast --workspace --exclude d5_storage
+run integration cargo test -q --no-fail-fast -p d5_storage --test '*'
 run regress scripts/regress.sh
-run pg_test cargo pgrx test pg15 --runas postgres --pgdata /var/tmp/d5-pgrx/data
+# The filter keeps cargo pgrx test to the in-backend #[pg_test]s (it would rerun tests/ too).
+run pg_test cargo pgrx test pg15 tests::pg_ --runas postgres --pgdata /var/tmp/d5-pgrx/data
 
 # One closing line for CI: totals over every runner above.
 passed=0; failed=0

@@ -25,13 +25,37 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.enable_audit(regclass, name)
 TO d5_admin;
 
-GRANT EXECUTE ON FUNCTION @extschema@.rollup_costs(timestamptz, timestamptz) TO d5_app, d5_admin;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.rollup_costs(timestamptz, timestamptz),
+    @extschema@.ingest_focus(uuid, text, text),
+    @extschema@._exact_daily(date, date),
+    @extschema@.daily_costs(date, date),
+    @extschema@.monthly_costs(date, date),
+    @extschema@.cost_by_service(date, date),
+    @extschema@.cost_by_account(date, date),
+    @extschema@.cost_by_region(date, date),
+    @extschema@.cost_by_tag(text, date, date),
+    @extschema@.month_to_date_comparison(date)
+TO d5_app, d5_admin;
+
+GRANT EXECUTE ON FUNCTION @extschema@.self_check() TO d5_admin, d5_auditor;
 
 GRANT EXECUTE ON FUNCTION
     @extschema@.verify_audit_chain(uuid),
     @extschema@.audit_digest(),
     @extschema@.verify_audit_digest(jsonb)
 TO d5_auditor;
+-- JSON Schema: everyone validates; only d5_admin registers and binds.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.validate_json(text, jsonb),
+    @extschema@.json_errors(text, jsonb)
+TO d5_app, d5_auditor, d5_admin;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.register_json_schema(text, jsonb),
+    @extschema@.bind_json_schema(regclass, name, text, uuid),
+    @extschema@.unbind_json_schema(regclass, name, uuid)
+TO d5_admin;
+GRANT SELECT ON @extschema@.json_schemas, @extschema@.json_schema_bindings TO d5_admin;
 
 -- d5_admin may switch token enforcement; d5_app may not (PG15+: GRANT SET ON PARAMETER).
 DO $grant$
@@ -67,6 +91,9 @@ BEGIN
     END LOOP;
 END
 $dump$;
+-- Shipped schemas and bindings are made by CREATE EXTENSION; dump only the rest.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.json_schemas', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.json_schema_bindings', 'WHERE NOT shipped');
 
 -- Lifecycle: d5_admin runs maintenance and edits retention; d5_auditor reads
 -- the history and the archive.

@@ -70,7 +70,8 @@ CREATE TABLE @extschema@.recommendations (
     id          uuid        NOT NULL DEFAULT gen_random_uuid(),
     resource_id uuid        NOT NULL,
     type        text        NOT NULL CHECK (length(type) BETWEEN 1 AND 100),
-    impact      jsonb       NOT NULL DEFAULT '{}',
+    -- NULL: not estimated (yet). A document must match its JSON schema, which '{}' does not.
+    impact      jsonb,
     status      text        NOT NULL DEFAULT 'open'
                             CHECK (status IN ('open', 'accepted', 'dismissed', 'implemented', 'expired')),
     created_at  timestamptz NOT NULL DEFAULT now(),
@@ -86,7 +87,8 @@ CREATE TABLE @extschema@.policies (
     id          uuid        NOT NULL DEFAULT gen_random_uuid(),
     name        text        NOT NULL CHECK (length(btrim(name)) BETWEEN 1 AND 200),
     type        text        NOT NULL CHECK (length(type) BETWEEN 1 AND 100),
-    thresholds  jsonb       NOT NULL DEFAULT '{}',
+    -- NULL: a policy without thresholds. A document must match its JSON schema, which '{}' does not.
+    thresholds  jsonb,
     enabled     boolean     NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),

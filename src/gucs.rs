@@ -15,6 +15,7 @@ pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 pub static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static REQUIRE_TENANT_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static MAX_DOCUMENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+pub static JSON_SCHEMA_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
 
 /// Flags for the context settings: never read from a file, never shown as
 /// something to configure; only our functions set them.
@@ -56,6 +57,16 @@ pub fn init() {
         256 * 1024 * 1024,
         GucContext::Suset,
         GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_int_guc(
+        c"d5.json_schema_cache_size",
+        c"Compiled JSON Schema validators kept per session; 0 disables every JSON Schema cache.",
+        c"0 makes each validation read and compile its schema again (for benchmarks only).",
+        &JSON_SCHEMA_CACHE_SIZE,
+        0,
+        4096,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     define_lifecycle();
     reserve_prefix();

@@ -4,8 +4,10 @@
 use pgrx::prelude::*;
 
 mod audit;
+mod cost;
 mod error;
 mod gucs;
+mod json_schema;
 mod lifecycle;
 mod privilege;
 mod tenancy;
@@ -29,6 +31,18 @@ extension_sql_file!(
 extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["audit"]);
 extension_sql_file!("../sql/cost.sql", name = "cost", requires = ["partitions"]);
 extension_sql_file!("../sql/rollup.sql", name = "rollup", requires = ["cost"]);
+extension_sql_file!("../sql/cost_queries.sql", name = "cost_queries", requires = ["rollup"]);
+extension_sql_file!("../sql/self_check.sql", name = "self_check", requires = ["cost_queries"]);
+extension_sql_file!(
+    "../sql/json_schema.sql",
+    name = "json_schema",
+    requires = [
+        "audit",
+        json_schema::_json_schema_install_shipped,
+        json_schema::trigger::_json_schema_check,
+        json_schema::trigger::_json_schema_invalidate
+    ]
+);
 extension_sql_file!(
     "../sql/lifecycle.sql",
     name = "lifecycle",
@@ -44,6 +58,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    json_schema::init();
     lifecycle::worker::register_scheduler();
 }
 

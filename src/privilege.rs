@@ -25,12 +25,17 @@ fn extension_owner() -> pg_sys::Oid {
     owner
 }
 
-/// Runs `f` with the extension owner as current user.
+/// Runs `f` with the extension owner as current user and
+/// `search_path = pg_catalog, pg_temp`, as a SECURITY DEFINER function with a
+/// pinned search path would: without the pin, a caller could plant an
+/// operator or function in its own schema that our queries would then run
+/// with the owner's rights.
 ///
 /// If `f` raises an error, Postgres' (sub)transaction abort restores the
-/// previous user, exactly as for a SECURITY DEFINER function.
+/// previous user and settings, exactly as for a SECURITY DEFINER function.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = extension_owner();
+    let pin = pin_search_path();
     let mut saved_user = pg_sys::Oid::INVALID;
     let mut saved_context = 0;
     // SAFETY: plain reads/writes of backend-local user state; the flag
@@ -45,7 +50,42 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let result = f();
     // SAFETY: restores exactly what was saved above.
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    unpin_search_path(pin);
     result
+}
+
+/// Opens a GUC nesting level with `search_path = pg_catalog, pg_temp`; pass
+/// the level to [`unpin_search_path`] when done (an error instead unwinds it
+/// with the aborted (sub)transaction). Settings cannot change in parallel
+/// mode: there the queries must qualify every operator themselves (ours do).
+pub fn pin_search_path() -> Option<i32> {
+    // SAFETY: reads backend state.
+    if unsafe { pg_sys::IsInParallelMode() } {
+        return None;
+    }
+    // SAFETY: NewGUCNestLevel/set_config_option with static C strings; the
+    // GUC_ACTION_SAVE value is undone by AtEOXact_GUC for this level.
+    Some(unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+        level
+    })
+}
+
+pub fn unpin_search_path(level: Option<i32>) {
+    if let Some(level) = level {
+        // SAFETY: pops exactly the level opened by pin_search_path.
+        unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    }
 }
 
 /// Name of the current user (before any switch).

@@ -69,8 +69,8 @@ fn every_mutation_writes_exactly_one_record_in_its_transaction() {
          INSERT INTO d5.users (email) VALUES ('a@acme.example');
          INSERT INTO d5.cloud_accounts (provider, external_account_id) VALUES ('aws', '1');
          INSERT INTO d5.resources (account_id, resource_type, provider_resource_id) SELECT id, 'vm', 'i-1' FROM d5.cloud_accounts;
-         INSERT INTO d5.recommendations (resource_id, type) SELECT id, 'rightsize' FROM d5.resources;
-         INSERT INTO d5.policies (name, type) VALUES ('budget', 'budget');
+         INSERT INTO d5.recommendations (resource_id, type, impact) SELECT id, 'rightsize', '{\"estimated_monthly_savings\": 5, \"currency\": \"USD\", \"confidence\": 0.5}' FROM d5.resources;
+         INSERT INTO d5.policies (name, type, thresholds) VALUES ('budget', 'budget', '{\"amount\": 100, \"currency\": \"USD\", \"period\": \"monthly\"}');
          UPDATE d5.users SET role = 'admin';
          UPDATE d5.policies SET enabled = false;
          DELETE FROM d5.recommendations;
@@ -210,7 +210,7 @@ fn concurrent_writers_keep_every_chain_linear() {
                     let t = if worker % 2 == 0 { tenants[0] } else { tenants[(worker + i) % 3] };
                     let mut tx = c.transaction().unwrap();
                     tx.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
-                    tx.execute("INSERT INTO d5.policies (name, type) VALUES ($1, 'budget')", &[&format!("w{worker}-{i}")])
+                    tx.execute("INSERT INTO d5.policies (name, type, thresholds) VALUES ($1, 'budget', '{\"amount\": 100, \"currency\": \"USD\", \"period\": \"monthly\"}')", &[&format!("w{worker}-{i}")])
                         .unwrap();
                     tx.execute("UPDATE d5.policies SET enabled = NOT enabled WHERE name = $1", &[&format!("w{worker}-{i}")])
                         .unwrap();
@@ -240,7 +240,7 @@ fn make_chain(db: &TestDb, t: Uuid, n: usize) {
     let mut app = db.login("d5_app").1;
     begin_as(&mut app, t);
     for _ in 0..n {
-        app.execute("INSERT INTO d5.policies (name, type) VALUES ($1, 'budget')", &[&format!("p{}", Uuid::new_v4())])
+        app.execute("INSERT INTO d5.policies (name, type, thresholds) VALUES ($1, 'budget', '{\"amount\": 100, \"currency\": \"USD\", \"period\": \"monthly\"}')", &[&format!("p{}", Uuid::new_v4())])
             .unwrap();
     }
     app.batch_execute("COMMIT").unwrap();
@@ -405,4 +405,75 @@ fn a_seal_keeps_a_chain_verifiable_after_old_records_are_dropped() {
     tamper(&mut su, "UPDATE d5.audit_chain_heads SET seq = seq - 1 WHERE tenant_id = $1", t);
     assert_eq!(first_bad(&sql_verify(&mut su, None), t), Some(3));
     assert_eq!(offline_first_bad(&offline_verify(&mut su, None), t), Some(3));
+}
+
+#[test]
+fn schema_registration_and_binding_are_audited() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let (_, mut admin) = db.login("d5_admin");
+    let v: i32 = admin
+        .query_one("SELECT d5.register_json_schema('acme_tags', '{\"type\": \"object\", \"required\": [\"cost-center\"]}')", &[])
+        .unwrap()
+        .get(0);
+    admin.execute("SELECT d5.bind_json_schema('d5.resources', 'tags', 'acme_tags', $1)", &[&t]).unwrap();
+    let mut su = db.superuser();
+    let reg: serde_json::Value = su
+        .query_one(
+            "SELECT detail FROM d5.audit_log WHERE tenant_id = '00000000-0000-0000-0000-000000000000' AND operation = 'REGISTER_SCHEMA'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!((reg["name"].as_str(), reg["version"].as_i64()), (Some("acme_tags"), Some(v as i64)));
+    let bound: i64 = su
+        .query_one("SELECT count(*) FROM d5.audit_log WHERE tenant_id = $1 AND operation = 'BIND_SCHEMA'", &[&t])
+        .unwrap()
+        .get(0);
+    assert_eq!(bound, 1);
+    assert!(sql_verify(&mut su, None).iter().all(|r| r.2));
+}
+
+#[test]
+fn operators_planted_in_the_callers_search_path_never_run_as_owner() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let account: Uuid = db
+        .superuser()
+        .query_one(
+            "INSERT INTO d5.cloud_accounts (tenant_id, provider, external_account_id) VALUES ($1, 'aws', '1') RETURNING id",
+            &[&t],
+        )
+        .unwrap()
+        .get(0);
+    let (role, mut app) = db.login("d5_app");
+    db.superuser().batch_execute(&format!("GRANT CREATE ON DATABASE {} TO {role}", db.name)).unwrap();
+    // Operators the extension's own queries would pick up if they resolved
+    // names through the caller's search_path; each refuses to be called.
+    app.batch_execute(
+        "CREATE SCHEMA trap;
+         CREATE FUNCTION trap.plus(bigint, integer) RETURNS bigint LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'trap.+ ran as %', current_user; END $$;
+         CREATE OPERATOR trap.+ (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = trap.plus);
+         CREATE FUNCTION trap.eq(uuid, uuid) RETURNS boolean LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'trap.= ran as %', current_user; END $$;
+         CREATE OPERATOR trap.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = trap.eq);
+         SET search_path = trap, pg_catalog, public;",
+    )
+    .unwrap();
+    let mut tx = app.transaction().unwrap();
+    tx.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    tx.batch_execute(
+        "INSERT INTO d5.users (email) VALUES ('a@acme.example');
+         UPDATE d5.users SET role = 'admin';",
+    )
+    .unwrap();
+    let csv = "BillingAccountId,BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart,ChargePeriodEnd,BilledCost,EffectiveCost,ListCost,ContractedCost,BillingCurrency,ChargeCategory,ServiceName,ProviderName\n\
+               1,2024-09-01,2024-10-01,2024-09-02T00:00:00Z,2024-09-02T01:00:00Z,1,1,1,1,USD,Usage,EC2,AWS\n";
+    tx.query_one("SELECT * FROM d5.ingest_focus($1, $2)", &[&account, &csv]).unwrap();
+    tx.query_one("SELECT * FROM d5.ingest_focus($1, $2)", &[&account, &csv]).unwrap();
+    tx.commit().unwrap();
+    let mut su = db.superuser();
+    let n: i64 = su.query_one("SELECT count(*) FROM d5.audit_log WHERE tenant_id = $1", &[&t]).unwrap().get(0);
+    assert_eq!(n, 6, "tenant, account, user insert and update, two ingests");
 }

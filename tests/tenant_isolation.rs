@@ -119,7 +119,10 @@ fn writes_cannot_reach_another_tenant() {
     let (_, mut app) = db.login("d5_app");
     begin_as(&mut app, a.tenant);
     // Insert into B, explicitly.
-    let insert_b = format!("INSERT INTO d5.policies (tenant_id, name, type) VALUES ('{}', 'x', 'budget')", b.tenant);
+    let insert_b = format!(
+        "INSERT INTO d5.policies (tenant_id, name, type, thresholds) VALUES ('{}', 'x', 'budget', '{}')",
+        b.tenant, r#"{"amount": 100, "currency": "USD", "period": "monthly"}"#
+    );
     app.batch_execute("SAVEPOINT s").unwrap();
     expect_error(&mut app, &insert_b, "42501");
     app.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
@@ -194,7 +197,10 @@ fn foreign_keys_cannot_point_at_another_tenant() {
     app.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
     expect_error(
         &mut app,
-        &format!("INSERT INTO d5.recommendations (resource_id, type) VALUES ('{}', 'rightsize')", b.resource),
+        &format!(
+            "INSERT INTO d5.recommendations (resource_id, type, impact) VALUES ('{}', 'rightsize', '{}')",
+            b.resource, r#"{"estimated_monthly_savings": 1, "currency": "USD", "confidence": 0.5}"#
+        ),
         "23503",
     );
     app.batch_execute("ROLLBACK").unwrap();

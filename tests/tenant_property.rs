@@ -43,7 +43,7 @@ fn random_operations_keep_every_tenant_to_its_own_rows() {
             0 | 1 => {
                 let name = format!("policy {op}");
                 let id: Uuid = tx
-                    .query_one("INSERT INTO d5.policies (name, type) VALUES ($1, 'budget') RETURNING id", &[&name])
+                    .query_one("INSERT INTO d5.policies (name, type, thresholds) VALUES ($1, 'budget', '{\"amount\": 100, \"currency\": \"USD\", \"period\": \"monthly\"}') RETURNING id", &[&name])
                     .unwrap()
                     .get(0);
                 all_ids.push((me, id));

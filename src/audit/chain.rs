@@ -53,7 +53,7 @@ thread_local! {
 
 const CLAIM_SEQ: &str = "INSERT INTO d5.audit_chain_heads AS h (tenant_id, seq, hash)
      VALUES ($1, 1, $2)
-     ON CONFLICT (tenant_id) DO UPDATE SET seq = h.seq + 1
+     ON CONFLICT (tenant_id) DO UPDATE SET seq = h.seq OPERATOR(pg_catalog.+) 1
      RETURNING seq, hash";
 
 const INSERT: &str = "WITH appended AS (
@@ -61,7 +61,7 @@ const INSERT: &str = "WITH appended AS (
                                  table_name, operation, row_pk, old_row, new_row, changed_cols,
                                  row_count, rows_digest, detail)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17))
-     UPDATE d5.audit_chain_heads SET hash = $4 WHERE tenant_id = $1";
+     UPDATE d5.audit_chain_heads SET hash = $4 WHERE tenant_id OPERATOR(pg_catalog.=) $1";
 
 fn prepare() -> Plans {
     use pg_sys::{BYTEAOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, UUIDOID};

@@ -8,9 +8,15 @@
 //! * `pattern` uses the linear-time `regex` engine (no catastrophic backtracking;
 //!   lookbehind, backreferences and most lookaheads are refused at compile time).
 //!
+//! Documents are validated either as `serde_json::Value`s ([`compile`]) or in
+//! place as Postgres `jsonb` container bytes ([`compile_jsonb`]): the
+//! extension uses the latter, so a validation parses and allocates nothing.
+//!
 //! `format` follows the draft's default: asserted in draft-07, annotation only in
 //! 2019-09 and 2020-12 (as the specification says).
 
+mod arena;
+mod jsonb;
 mod walk;
 
 #[cfg(test)]
@@ -19,14 +25,20 @@ mod tests;
 mod tests_compile;
 #[cfg(test)]
 mod tests_hostile;
+#[cfg(test)]
+mod tests_jsonb;
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
 use jsonschema::error::ValidationErrorKind;
+use jsonschema::json::{Json, SerdeJson};
 use jsonschema::{Draft, PatternOptions, Retrieve, Uri, ValidationError, Validator};
 use serde_json::Value;
 
+pub use arena::{Arena, ArenaDoc, ArenaNode};
+pub use jsonb::check_jsonb_depth;
+pub use jsonschema::json::Jsonb;
 pub use walk::{check_document_depth, DepthError};
 
 /// Largest schema document accepted, in bytes of compact JSON.
@@ -124,17 +136,30 @@ pub struct Violation {
     pub message: String,
 }
 
-/// A compiled, reusable validator. Cheap to share: `Send + Sync`.
-#[derive(Debug)]
-pub struct CompiledSchema {
-    validator: Validator,
+/// A compiled, reusable validator for documents in representation `F`
+/// (`serde_json::Value` by default, or [`Jsonb`]). Cheap to share: `Send + Sync`.
+pub struct CompiledSchema<F: Json = SerdeJson> {
+    validator: Validator<F>,
     draft: Draft,
+}
+
+/// A validator for Postgres `jsonb` container bytes (see [`compile_jsonb`]).
+pub type CompiledJsonbSchema = CompiledSchema<Jsonb>;
+/// A validator for decoded jsonb documents (see [`compile_arena`]).
+pub type CompiledArenaSchema = CompiledSchema<Arena>;
+
+impl<F: Json> std::fmt::Debug for CompiledSchema<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledSchema").field("draft", &draft_name(self.draft)).finish()
+    }
 }
 
 // The extension caches compiled schemas per backend; keep this a compile-time fact.
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<CompiledSchema>();
+    assert_send_sync::<CompiledJsonbSchema>();
+    assert_send_sync::<CompiledArenaSchema>();
 };
 
 /// Refuses every retrieval: the second line of defence behind our own `$ref` walk.
@@ -151,18 +176,47 @@ impl Retrieve for NoRetrieval {
 
 /// Parse then compile; refuses oversized text before parsing it.
 pub fn compile_str(text: &str) -> Result<CompiledSchema, SchemaError> {
+    compile_for(&parse_schema(text)?)
+}
+
+/// [`compile_str`] for validating `jsonb` bytes.
+pub fn compile_jsonb_str(text: &str) -> Result<CompiledJsonbSchema, SchemaError> {
+    compile_for(&parse_schema(text)?)
+}
+
+/// [`compile_str`] for validating [`ArenaDoc`]s.
+pub fn compile_arena_str(text: &str) -> Result<CompiledArenaSchema, SchemaError> {
+    compile_for(&parse_schema(text)?)
+}
+
+fn parse_schema(text: &str) -> Result<Value, SchemaError> {
     if text.len() > MAX_SCHEMA_BYTES {
         return Err(SchemaError::TooLarge {
             max: MAX_SCHEMA_BYTES,
         });
     }
     // serde_json's recursion limit (128) bounds parsing; our walk bounds the rest.
-    let value: Value = serde_json::from_str(text).map_err(|e| SchemaError::Parse(e.to_string()))?;
-    compile(&value)
+    serde_json::from_str(text).map_err(|e| SchemaError::Parse(e.to_string()))
 }
 
 /// Check and compile a schema (drafts 7, 2019-09, 2020-12; default 2020-12).
 pub fn compile(schema: &Value) -> Result<CompiledSchema, SchemaError> {
+    compile_for(schema)
+}
+
+/// [`compile`] for validating Postgres `jsonb` container bytes in place.
+pub fn compile_jsonb(schema: &Value) -> Result<CompiledJsonbSchema, SchemaError> {
+    compile_for(schema)
+}
+
+/// [`compile`] for validating jsonb documents decoded into an [`ArenaDoc`]
+/// (the fastest way to validate a jsonb value; see `arena.rs`).
+pub fn compile_arena(schema: &Value) -> Result<CompiledArenaSchema, SchemaError> {
+    compile_for(schema)
+}
+
+/// The same checks for every representation; only the instance side differs.
+fn compile_for<F: Json>(schema: &Value) -> Result<CompiledSchema<F>, SchemaError> {
     // Iterative, bounded walk first: everything after it may recurse.
     let draft = walk::preflight(schema, MAX_SCHEMA_DEPTH)?;
     if walk::serialized_len_exceeds(schema, MAX_SCHEMA_BYTES) {
@@ -171,7 +225,7 @@ pub fn compile(schema: &Value) -> Result<CompiledSchema, SchemaError> {
         });
     }
     meta_check(schema, draft)?;
-    let validator = jsonschema::options()
+    let validator = jsonschema::options_for::<F>()
         .with_draft(draft)
         .with_retriever(NoRetrieval)
         // Linear-time engine: a tenant pattern must not stall a backend.
@@ -218,21 +272,22 @@ fn draft_name(draft: Draft) -> &'static str {
     }
 }
 
-impl CompiledSchema {
+impl<F: Json> CompiledSchema<F> {
     /// True when `instance` conforms. The hot path: no allocation on success.
+    /// For [`Jsonb`], pass `Jsonb::root(bytes)` after [`check_jsonb_depth`].
     #[inline]
-    pub fn is_valid(&self, instance: &Value) -> bool {
+    pub fn is_valid(&self, instance: F::Node<'_>) -> bool {
         self.validator.is_valid(instance)
     }
 
     /// Up to `cap` violations, sorted by instance path.
-    pub fn errors(&self, instance: &Value, cap: usize) -> Vec<Violation> {
+    pub fn errors<'i>(&'i self, instance: F::Node<'i>, cap: usize) -> Vec<Violation> {
         self.errors_counted(instance, cap).0
     }
 
     /// Up to `cap` violations sorted by path, plus the exact total. Only the first
     /// 10,000 (in validator order) are kept for sorting, which bounds memory.
-    pub fn errors_counted(&self, instance: &Value, cap: usize) -> (Vec<Violation>, usize) {
+    pub fn errors_counted<'i>(&'i self, instance: F::Node<'i>, cap: usize) -> (Vec<Violation>, usize) {
         collect(self.validator.iter_errors(instance), cap)
     }
 

@@ -27,16 +27,16 @@ pub(super) fn drop_iteratively(v: Value) {
 }
 
 /// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
@@ -89,7 +89,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Random JSON-ish text: mostly valid, sometimes broken on purpose.
-fn random_text(rng: &mut Rng, budget: &mut usize, depth: usize, out: &mut String) {
+pub(super) fn random_text(rng: &mut Rng, budget: &mut usize, depth: usize, out: &mut String) {
     *budget = budget.saturating_sub(1);
     let pick = if *budget == 0 || depth > 140 {
         0
@@ -141,12 +141,13 @@ fn random_text(rng: &mut Rng, budget: &mut usize, depth: usize, out: &mut String
     }
 }
 
-fn all_test_schemas() -> Vec<CompiledSchema> {
-    let mut schemas: Vec<CompiledSchema> = SHIPPED
+/// The shipped schemas and a few with recursion, oneOf, draft-07 tuples.
+pub(super) fn all_test_schema_values() -> Vec<Value> {
+    let mut schemas: Vec<Value> = SHIPPED
         .iter()
-        .map(|(_, text)| compile_str(text).unwrap())
+        .map(|(_, text)| serde_json::from_str(text).unwrap())
         .collect();
-    for s in [
+    schemas.extend([
         json!({"type": "object", "required": ["cost-center"],
                "properties": {"cost-center": {"type": "string", "pattern": "^[A-Z]{2}-[0-9]{4}$"}}}),
         json!({"$defs": {"node": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/$defs/node"}}]}},
@@ -154,10 +155,12 @@ fn all_test_schemas() -> Vec<CompiledSchema> {
         json!({"oneOf": [{"type": "number", "multipleOf": 0.01}, {"type": "string", "format": "email"}],
                "uniqueItems": true, "propertyNames": {"maxLength": 3}}),
         json!({"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"const": 1e308}], "additionalItems": {"enum": [null, "\u{0}"]}}),
-    ] {
-        schemas.push(compile(&s).unwrap());
-    }
+    ]);
     schemas
+}
+
+fn all_test_schemas() -> Vec<CompiledSchema> {
+    all_test_schema_values().iter().map(|s| compile(s).unwrap()).collect()
 }
 
 #[test]

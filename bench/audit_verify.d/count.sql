@@ -1,0 +1,1 @@
+SELECT count(*) FROM d5.audit_log;

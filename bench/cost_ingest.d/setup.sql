@@ -1,0 +1,12 @@
+-- Fresh database, the extension, and the application login (member of
+-- d5_app, no BYPASSRLS, owns nothing). Run against "postgres".
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+SELECT count(pg_terminate_backend(pid)) AS terminated FROM pg_stat_activity
+ WHERE datname = 'd5_costbench' AND pid <> pg_backend_pid() \gset
+DROP DATABASE IF EXISTS d5_costbench;
+DROP ROLE IF EXISTS bench_cost_app;
+CREATE DATABASE d5_costbench;
+\c d5_costbench
+CREATE EXTENSION d5_storage;
+CREATE ROLE bench_cost_app LOGIN NOBYPASSRLS IN ROLE d5_app;
