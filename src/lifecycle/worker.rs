@@ -129,8 +129,11 @@ pub extern "C-unwind" fn d5_maintenance_run_main(arg: pg_sys::Datum) {
             ("d5.maintenance_lock_retries", args.lock_retries.to_string()),
             ("d5.archive_tablespace", args.archive_tablespace.clone()),
             ("synchronous_commit", "off".into()),
+            // As in every SECURITY DEFINER function: nothing planted in a
+            // schema on the default path can run as the owner.
+            ("search_path", "pg_catalog, pg_temp".into()),
         ] {
-            spi(Spi::run_with_args("SELECT set_config($1, $2, false)", &[name.into(), value.as_str().into()]));
+            spi(Spi::run_with_args("SELECT pg_catalog.set_config($1, $2, false)", &[name.into(), value.as_str().into()]));
         }
         spi(Spi::get_one_with_args::<String>(
             "SELECT coalesce((SELECT rolname::text FROM pg_roles WHERE oid = $1), 'oid:' || $1::text)",
@@ -164,9 +167,15 @@ fn execute_guarded(
 
 /// Each action commits on its own; a crash may lose the last few, which is
 /// harmless: an action and its audit record are lost together and the next
-/// run does it again. Saves a WAL flush per action.
+/// run does it again. Saves a WAL flush per action. And the search_path of
+/// a SECURITY DEFINER function, since the worker runs as a superuser.
 fn async_commit() {
-    BackgroundWorker::transaction(|| spi(Spi::run("SELECT set_config('synchronous_commit', 'off', false)")));
+    BackgroundWorker::transaction(|| {
+        spi(Spi::run(
+            "SELECT pg_catalog.set_config('synchronous_commit', 'off', false),
+                    pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)",
+        ))
+    });
 }
 
 /// Registers the scheduler; only while shared_preload_libraries loads us.
