@@ -123,7 +123,7 @@ pub fn tx<R>(mode: Mode, f: impl FnOnce() -> R) -> R {
 /// `None` when another run held the maintenance lock (recorded as busy).
 pub fn execute(run: &Run, on_action: &mut dyn FnMut(&Action)) -> Option<Outcome> {
     if !tx(run.mode, || begin(run)) {
-        tx(run.mode, || busy_action(run)).iter().for_each(|a| on_action(a));
+        tx(run.mode, || busy_action(run)).iter().for_each(&mut *on_action);
         return None;
     }
     for step in STEPS {

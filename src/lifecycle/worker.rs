@@ -68,6 +68,7 @@ impl RunArgs {
     }
 }
 
+// SAFETY: declares Postgres' `void die(SIGNAL_ARGS)` (tcop/tcopprot.h) with its C signature.
 unsafe extern "C-unwind" {
     /// Postgres' backend SIGTERM handler (pgrx's `pg_sys::die` is a Rust wrapper, not a handler).
     #[link_name = "die"]
