@@ -299,18 +299,46 @@ fn only_d5_admin_runs_maintenance_and_edits_retention() {
     auditor.batch_execute("SELECT * FROM d5.maintenance_actions; SELECT * FROM d5.archived_partitions").unwrap();
 }
 
+/// A tablespace in a directory the server owns, dropped with its directory
+/// at the end (also when the test fails).
+struct Tablespace {
+    name: String,
+    dir: String,
+}
+
+impl Tablespace {
+    fn new() -> Tablespace {
+        let name = format!("d5ts_{}_{}", std::process::id(), Uuid::new_v4().simple());
+        let dir = format!("{}/target/pg/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::process::Command::new("chown").args(["postgres:postgres", &dir]).status().unwrap();
+        connect("postgres", "postgres").batch_execute(&format!("CREATE TABLESPACE {name} LOCATION '{dir}'")).unwrap();
+        Tablespace { name, dir }
+    }
+}
+
+impl Drop for Tablespace {
+    fn drop(&mut self) {
+        let mut pg = connect("postgres", "postgres");
+        for _ in 0..5 {
+            if pg.batch_execute(&format!("DROP TABLESPACE IF EXISTS {}", self.name)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn archive_keeps_old_partitions_readable_checksummed_and_read_only() {
+    // Declared first, so it is dropped last: after the database using it.
+    let tablespace = Tablespace::new();
+    let ts = tablespace.name.clone();
     let db = TestDb::new();
     let (_, mut admin) = db.login("d5_admin");
     let (t, a) = tenant_with_account(&db, "acme");
     let mut su = db.superuser();
-    // A tablespace for archives, in a directory the server owns.
-    let dir = format!("{}/target/pg/ts_{}", env!("CARGO_MANIFEST_DIR"), db.name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::process::Command::new("chown").args(["postgres:postgres", &dir]).status().unwrap();
-    let ts = format!("{}_archive", db.name);
-    su.batch_execute(&format!("CREATE TABLESPACE {ts} LOCATION '{dir}'")).unwrap();
     admin
         .batch_execute(&format!(
             "UPDATE d5.retention_policies SET action = 'archive' WHERE table_name = 'd5.cost_metrics_daily'::regclass;
@@ -374,16 +402,6 @@ fn archive_keeps_old_partitions_readable_checksummed_and_read_only() {
     );
     assert_eq!(fks, 0);
     assert_chains_ok(&mut auditor, "after archiving");
-    drop((su, admin, app, auditor));
-    drop(db);
-    let mut pg = connect("postgres", "postgres");
-    for _ in 0..5 {
-        if pg.batch_execute(&format!("DROP TABLESPACE IF EXISTS {ts}")).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -134,7 +134,10 @@ pub extern "C-unwind" fn d5_maintenance_run_main(arg: pg_sys::Datum) {
             // schema on the default path can run as the owner.
             ("search_path", "pg_catalog, pg_temp".into()),
         ] {
-            spi(Spi::run_with_args("SELECT pg_catalog.set_config($1, $2, false)", &[name.into(), value.as_str().into()]));
+            spi(Spi::run_with_args(
+                "SELECT pg_catalog.set_config($1, $2, false)",
+                &[name.into(), value.as_str().into()],
+            ));
         }
         spi(Spi::get_one_with_args::<String>(
             "SELECT coalesce((SELECT rolname::text FROM pg_roles WHERE oid = $1), 'oid:' || $1::text)",
