@@ -50,27 +50,44 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let result = f();
     // SAFETY: restores exactly what was saved above.
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
-    unpin_search_path(pin);
+    restore_gucs(pin);
     result
 }
 
 /// Opens a GUC nesting level with `search_path = pg_catalog, pg_temp`; pass
-/// the level to [`unpin_search_path`] when done (an error instead unwinds it
+/// the level to [`restore_gucs`] when done (an error instead unwinds it
 /// with the aborted (sub)transaction). Settings cannot change in parallel
 /// mode: there the queries must qualify every operator themselves (ours do).
 pub fn pin_search_path() -> Option<i32> {
+    set_local_guc(c"search_path", c"pg_catalog, pg_temp")
+}
+
+/// Opens a GUC nesting level with `name = value`, undone by
+/// [`restore_gucs`] (or by the abort of the (sub)transaction), like a
+/// function's `SET` clause. No-op in parallel mode, where settings are frozen.
+pub fn set_local_guc(name: &std::ffi::CStr, value: &std::ffi::CStr) -> Option<i32> {
+    set_local(name, value, pg_sys::GucContext::PGC_USERSET)
+}
+
+/// [`set_local_guc`] for a superuser-only setting; only for code running as
+/// the extension owner (a superuser: the extension requires one to install).
+pub fn set_local_superuser_guc(name: &std::ffi::CStr, value: &std::ffi::CStr) -> Option<i32> {
+    set_local(name, value, pg_sys::GucContext::PGC_SUSET)
+}
+
+fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::GucContext::Type) -> Option<i32> {
     // SAFETY: reads backend state.
     if unsafe { pg_sys::IsInParallelMode() } {
         return None;
     }
-    // SAFETY: NewGUCNestLevel/set_config_option with static C strings; the
-    // GUC_ACTION_SAVE value is undone by AtEOXact_GUC for this level.
+    // SAFETY: NewGUCNestLevel/set_config_option with NUL-terminated strings;
+    // the GUC_ACTION_SAVE value is undone by AtEOXact_GUC for this level.
     Some(unsafe {
         let level = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
+            name.as_ptr(),
+            value.as_ptr(),
+            context,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
             true,
@@ -81,9 +98,9 @@ pub fn pin_search_path() -> Option<i32> {
     })
 }
 
-pub fn unpin_search_path(level: Option<i32>) {
+pub fn restore_gucs(level: Option<i32>) {
     if let Some(level) = level {
-        // SAFETY: pops exactly the level opened by pin_search_path.
+        // SAFETY: pops exactly the level opened by set_local_guc.
         unsafe { pg_sys::AtEOXact_GUC(true, level) };
     }
 }

@@ -133,14 +133,30 @@ fn a_failing_audit_write_aborts_the_change() {
     let db = TestDb::new();
     let t = db.create_tenant("acme");
     let mut su = db.superuser();
-    su.batch_execute("ALTER TABLE d5.audit_chain_heads ADD CONSTRAINT broken CHECK (seq < 0) NOT VALID").unwrap();
     let (_, mut app) = db.login("d5_app");
+    // The record itself cannot be stored: the statement fails.
+    su.batch_execute(
+        "ALTER TABLE d5.audit_log ADD CONSTRAINT broken CHECK (table_name IS DISTINCT FROM 'd5.users')",
+    )
+    .unwrap();
     begin_as(&mut app, t);
     let err = app.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example')").unwrap_err();
     assert_eq!(sqlstate(&err), "23514", "{err:?}");
     app.batch_execute("ROLLBACK").unwrap();
+    su.batch_execute("ALTER TABLE d5.audit_log DROP CONSTRAINT broken").unwrap();
+    // The chain's head cannot be written at commit: the commit fails.
+    su.batch_execute("ALTER TABLE d5.audit_chain_heads ADD CONSTRAINT broken CHECK (seq < 0) NOT VALID").unwrap();
+    begin_as(&mut app, t);
+    app.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example')").unwrap();
+    let err = app.batch_execute("COMMIT").unwrap_err();
+    assert_eq!(sqlstate(&err), "23514", "{err:?}");
     let n: i64 = su.query_one("SELECT count(*) FROM d5.users", &[]).unwrap().get(0);
     assert_eq!(n, 0, "a change committed without its audit record");
+    let records: i64 = su
+        .query_one("SELECT count(*) FROM d5.audit_log WHERE table_name = 'd5.users'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(records, 0, "a record committed without its head");
 }
 
 #[test]

@@ -372,3 +372,46 @@ fn cost_rows_are_isolated_between_tenants() {
     let n: i64 = app.query_one("SELECT count(*) FROM d5.daily_costs('2024-01-01', '2024-12-31')", &[]).unwrap().get(0);
     assert_eq!(n, 0);
 }
+
+#[test]
+fn ingested_rows_keep_their_account_foreign_key_and_exact_values() {
+    // ingest_focus loads in binary COPY format with the per-row foreign-key
+    // checks off (it has checked and locked the account once): the key must
+    // still hold afterwards, and every value must arrive exactly.
+    let db = TestDb::new();
+    let t = tenant(&db, "alpha");
+    let (_, mut app) = db.login("d5_app");
+    let csv = format!(
+        "{HEADER}\n\
+         111,2024-09-01T00:00:00Z,2024-10-01T00:00:00Z,2024-09-03T01:00:00Z,2024-09-03T02:00:00Z,\
+         0.00000000001,-123456.789,1.5E-3,12345678,usd,Usage,EC2,AWS,us-east-1,\"{{\"\"team\"\":\"\"a\"\"}}\"\n"
+    );
+    assert_eq!(ingest(&mut app, &t, &csv).0, 1);
+    let mut su = db.superuser();
+    let row = su
+        .query_one(
+            "SELECT billed_cost::text, effective_cost::text, list_cost::text, contracted_cost::text,
+                    charge_period_start = '2024-09-03 01:00+00', billing_currency, tags::text, cloud_account_id
+               FROM d5.cost_metrics_raw",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "0.00000000001");
+    assert_eq!(row.get::<_, String>(1), "-123456.789");
+    assert_eq!(row.get::<_, String>(2), "0.0015");
+    assert_eq!(row.get::<_, String>(3), "12345678");
+    assert!(row.get::<_, bool>(4));
+    assert_eq!(row.get::<_, String>(5), "USD");
+    assert_eq!(row.get::<_, String>(6), r#"{"team": "a"}"#);
+    assert_eq!(row.get::<_, Uuid>(7), t.account);
+    // The account cannot go while cost rows name it.
+    let err = su.execute("DELETE FROM d5.cloud_accounts WHERE id = $1", &[&t.account]).unwrap_err();
+    assert_eq!(sqlstate(&err), "23503", "{err}");
+    // And the ingesting session is back to firing triggers, in the same transaction.
+    let mut tx = app.transaction().unwrap();
+    tx.execute("SELECT d5.set_tenant($1)", &[&t.id]).unwrap();
+    tx.query_one("SELECT * FROM d5.ingest_focus($1, $2)", &[&t.account, &csv]).unwrap();
+    let role: String = tx.query_one("SELECT current_setting('session_replication_role')", &[]).unwrap().get(0);
+    assert_eq!(role, "origin");
+    tx.commit().unwrap();
+}

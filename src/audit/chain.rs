@@ -1,10 +1,11 @@
 //! Appending one record to a tenant's chain.
 //!
 //! Order is kept linear by the chain's row in `d5.audit_chain_heads`: the
-//! first statement below takes that row's lock (INSERT … ON CONFLICT DO
-//! UPDATE) and holds it until the writing transaction ends, because a seq
-//! handed to a transaction that later rolls back would leave a gap. Writers of
-//! different tenants lock different rows and never wait for each other.
+//! first record a transaction appends to a chain locks that row (FOR UPDATE)
+//! until the transaction ends, because a seq handed to a transaction that
+//! later rolls back would leave a gap. Writers of different tenants lock
+//! different rows and never wait for each other. Within the transaction the
+//! head is kept in memory and written once, at pre-commit (`heads`).
 
 use std::cell::RefCell;
 
@@ -15,6 +16,7 @@ use pgrx::Spi;
 
 use d5_core::audit::{record_hash, AuditRecord, GENESIS_PREV_HASH};
 
+use super::heads;
 use crate::error::spi;
 
 /// Postgres timestamps count from 2000-01-01; the hash uses the Unix epoch.
@@ -43,38 +45,92 @@ pub struct Jsonb<'a> {
 }
 
 struct Plans {
-    claim_seq: OwnedPreparedStatement,
+    lock_head: OwnedPreparedStatement,
+    new_head: OwnedPreparedStatement,
     insert: OwnedPreparedStatement,
+    store_head: OwnedPreparedStatement,
 }
 
 thread_local! {
     static PLANS: RefCell<Option<Plans>> = const { RefCell::new(None) };
 }
 
-const CLAIM_SEQ: &str = "INSERT INTO d5.audit_chain_heads AS h (tenant_id, seq, hash)
-     VALUES ($1, 1, $2)
-     ON CONFLICT (tenant_id) DO UPDATE SET seq = h.seq OPERATOR(pg_catalog.+) 1
-     RETURNING seq, hash";
+const LOCK_HEAD: &str = "SELECT seq, hash FROM d5.audit_chain_heads
+     WHERE tenant_id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
-const INSERT: &str = "WITH appended AS (
-       INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash, logged_at, txid, db_role, actor,
+/// A chain's first record: its head row starts at seq 0 (no record yet).
+const NEW_HEAD: &str = "INSERT INTO d5.audit_chain_heads (tenant_id, seq, hash) VALUES ($1, 0, $2)
+     ON CONFLICT (tenant_id) DO NOTHING";
+
+const INSERT: &str = "INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash, logged_at, txid, db_role, actor,
                                  table_name, operation, row_pk, old_row, new_row, changed_cols,
                                  row_count, rows_digest, detail)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17))
-     UPDATE d5.audit_chain_heads SET hash = $4 WHERE tenant_id OPERATOR(pg_catalog.=) $1";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+
+const STORE_HEAD: &str = "UPDATE d5.audit_chain_heads SET seq = $2, hash = $3
+     WHERE tenant_id OPERATOR(pg_catalog.=) $1";
 
 fn prepare() -> Plans {
     use pg_sys::{BYTEAOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, UUIDOID};
     Spi::connect(|client| {
-        let claim = spi(client.prepare_mut(CLAIM_SEQ, &[UUIDOID.into(), BYTEAOID.into()])).keep();
+        let lock_head = spi(client.prepare_mut(LOCK_HEAD, &[UUIDOID.into()])).keep();
+        let new_head = spi(client.prepare_mut(NEW_HEAD, &[UUIDOID.into(), BYTEAOID.into()])).keep();
+        let store_head =
+            spi(client.prepare_mut(STORE_HEAD, &[UUIDOID.into(), INT8OID.into(), BYTEAOID.into()])).keep();
         let types = [
             UUIDOID, INT8OID, BYTEAOID, BYTEAOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
             JSONBOID, JSONBOID, JSONBOID, JSONBOID, INT8OID, TEXTOID, JSONBOID,
         ];
         let types: Vec<_> = types.into_iter().map(Into::into).collect();
         let insert = spi(client.prepare_mut(INSERT, &types)).keep();
-        Plans { claim_seq: claim, insert }
+        Plans { lock_head, new_head, insert, store_head }
     })
+}
+
+fn with_plans<R>(f: impl FnOnce(&Plans) -> R) -> R {
+    PLANS.with(|cell| {
+        let mut plans = cell.borrow_mut();
+        f(plans.get_or_insert_with(prepare))
+    })
+}
+
+/// Locks `tenant`'s chain for this transaction and returns its end.
+fn lock_chain(plans: &Plans, tenant: pgrx::Uuid) -> (i64, [u8; 32]) {
+    let locked = |plans: &Plans| {
+        Spi::connect_mut(|client| {
+            let table = spi(client.update(&plans.lock_head, Some(1), &[tenant.into()]));
+            if table.is_empty() {
+                return None;
+            }
+            let (seq, hash) = spi(table.first().get_two::<i64, Vec<u8>>());
+            let hash: [u8; 32] = hash.as_deref().and_then(|h| h.try_into().ok()).unwrap_or(GENESIS_PREV_HASH);
+            Some((seq.unwrap_or(0), hash))
+        })
+    };
+    if let Some(head) = locked(plans) {
+        return head;
+    }
+    // A new chain: make its row (a concurrent first writer may win the
+    // insert; then we wait for its lock like any other writer).
+    Spi::connect_mut(|client| {
+        spi(client.update(&plans.new_head, None, &[tenant.into(), GENESIS_PREV_HASH.to_vec().into()]));
+    });
+    locked(plans).unwrap_or((0, GENESIS_PREV_HASH))
+}
+
+/// Writes the heads this transaction moved (called at pre-commit).
+pub fn store_heads(dirty: &[(uuid::Uuid, i64, [u8; 32])]) {
+    crate::privilege::as_extension_owner(|| {
+        with_plans(|plans| {
+            Spi::connect_mut(|client| {
+                for (tenant, seq, hash) in dirty {
+                    let tenant = pgrx::Uuid::from_bytes(*tenant.as_bytes());
+                    let args = [tenant.into(), (*seq).into(), hash.to_vec().into()];
+                    spi(client.update(&plans.store_head, None, &args));
+                }
+            })
+        })
+    });
 }
 
 fn jsonb_arg(j: Option<Jsonb<'_>>) -> DatumWithOid<'static> {
@@ -99,20 +155,17 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
             pg_sys::GetTopFullTransactionId().value as i64,
         )
     };
-    PLANS.with(|cell| {
-        let mut plans = cell.borrow_mut();
-        let plans = plans.get_or_insert_with(prepare);
+    let (seq, hash) = with_plans(|plans| {
         let tenant = pgrx::Uuid::from_bytes(*rec.tenant_id.as_bytes());
-        let (seq, prev_hash) = Spi::connect_mut(|client| {
-            let table = spi(client.update(
-                &plans.claim_seq,
-                Some(1),
-                &[tenant.into(), GENESIS_PREV_HASH.to_vec().into()],
-            ));
-            let row = spi(table.first().get_two::<i64, Vec<u8>>());
-            (row.0.unwrap_or(1), row.1.unwrap_or_default())
-        });
-        let prev: [u8; 32] = prev_hash.as_slice().try_into().unwrap_or(GENESIS_PREV_HASH);
+        let (last_seq, prev) = match heads::get(&rec.tenant_id) {
+            Some(head) => (head.seq, head.hash),
+            None => {
+                let (seq, hash) = lock_chain(plans, tenant);
+                heads::locked(rec.tenant_id, seq, hash);
+                (seq, hash)
+            }
+        };
+        let seq = last_seq + 1;
         let record = AuditRecord {
             tenant_id: rec.tenant_id,
             seq,
@@ -156,6 +209,10 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
         Spi::connect_mut(|client| {
             spi(client.update(&plans.insert, None, &args));
         });
-        seq
-    })
+        (seq, hash)
+    });
+    if heads::advance(rec.tenant_id, seq, hash) {
+        store_heads(&[(rec.tenant_id, seq, hash)]);
+    }
+    seq
 }

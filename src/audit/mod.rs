@@ -5,6 +5,8 @@
 
 pub mod capture;
 pub mod chain;
+mod heads;
+mod log_reader;
 pub mod json;
 pub mod seal;
 pub mod verify;

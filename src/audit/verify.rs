@@ -4,14 +4,14 @@
 //! tenant sees its own) and recompute every hash with `d5_core::audit`, the
 //! same code the offline verifier runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 
-use d5_core::audit::{parse_digest, AuditRecord, ChainReport, ChainVerifier, DigestEntry};
+use d5_core::audit::{parse_digest, ChainReport, ChainVerifier, DigestEntry, Disorder, ReorderingVerifier};
 
-use super::AuditError;
+use super::{heads, log_reader, AuditError};
 use crate::error::{raise, spi};
 
 type ReportRow = (Uuid, i64, bool, Option<i64>, Option<String>);
@@ -84,20 +84,18 @@ fn to_core(u: Uuid) -> uuid::Uuid {
     uuid::Uuid::from_bytes(*u.as_bytes())
 }
 
-const RECORDS: &str = "SELECT tenant_id, seq, prev_hash, hash,
-        (extract(epoch FROM logged_at) * 1000000)::bigint, txid, db_role, actor, table_name,
-        operation, row_pk::text, old_row::text, new_row::text, changed_cols::text,
-        row_count, rows_digest, detail::text
-   FROM d5.audit_log WHERE $1::uuid IS NULL OR tenant_id = $1 ORDER BY tenant_id, seq";
-
 /// A chain as recorded in d5.audit_chain_heads: where its newest record must be.
 struct Head {
     seq: i64,
 }
 
+/// Reads and verifies chains. Every chain is first verified from one pass
+/// over the log in physical order (no sort, no index: far cheaper than an
+/// ordered read of a large log); a chain whose records cannot be put in seq
+/// order on the fly is read again by itself in seq order, which reports its
+/// fault exactly. Every read sees the calling statement's snapshot.
 fn verify(tenant: Option<uuid::Uuid>, digest: &[DigestEntry]) -> Vec<ChainReport> {
     let heads = load_heads(tenant);
-    let mut reports: BTreeMap<uuid::Uuid, ChainReport> = BTreeMap::new();
     let new_verifier = |t: uuid::Uuid| {
         let v = ChainVerifier::new(t);
         match digest.iter().find(|d| d.tenant_id == t) {
@@ -105,58 +103,22 @@ fn verify(tenant: Option<uuid::Uuid>, digest: &[DigestEntry]) -> Vec<ChainReport
             None => v,
         }
     };
-    let arg = tenant.map(|t| Uuid::from_bytes(*t.as_bytes()));
-    Spi::connect(|client| {
-        let mut cursor = client.open_cursor(RECORDS, &[arg.into()]);
-        let mut current: Option<(ChainVerifier, i64)> = None;
-        loop {
-            let batch = spi(cursor.fetch(10_000));
-            if batch.is_empty() {
-                break;
+    let mut reports: BTreeMap<uuid::Uuid, ChainReport> = BTreeMap::new();
+    let ordered_chains: Vec<uuid::Uuid> = match tenant {
+        Some(t) => vec![t],
+        None => {
+            let (done, redo) = verify_in_physical_order(&new_verifier);
+            for (t, (v, last_seq)) in done {
+                reports.insert(t, finish(v, last_seq, &heads));
             }
-            for row in batch {
-                let t = to_core(spi(row.get::<Uuid>(1)).unwrap_or_else(|| Uuid::from_bytes([0; 16])));
-                if current.as_ref().map(|(v, _)| v.tenant_id()) != Some(t) {
-                    if let Some((v, last)) = current.take() {
-                        reports.insert(v.tenant_id(), finish(v, last, &heads));
-                    }
-                    current = Some((new_verifier(t), 0));
-                }
-                let (verifier, last_seq) = current.as_mut().expect("set above");
-                let seq = spi(row.get::<i64>(2)).unwrap_or(0);
-                *last_seq = seq;
-                if !verifier.is_ok_so_far() {
-                    // The first fault is found; the rest is only counted.
-                    let _ = verifier.push(&placeholder(t, seq), &[0; 32]);
-                    continue;
-                }
-                let prev = spi(row.get::<&[u8]>(3)).unwrap_or(&[]);
-                let stored = spi(row.get::<&[u8]>(4)).unwrap_or(&[]);
-                let rec = AuditRecord {
-                    tenant_id: t,
-                    seq,
-                    prev_hash: prev.try_into().unwrap_or([0xff; 32]),
-                    logged_at_micros: spi(row.get::<i64>(5)).unwrap_or(0),
-                    txid: spi(row.get::<i64>(6)).unwrap_or(0),
-                    db_role: spi(row.get::<&str>(7)).unwrap_or(""),
-                    actor: spi(row.get::<&str>(8)),
-                    table_name: spi(row.get::<&str>(9)),
-                    operation: spi(row.get::<&str>(10)).unwrap_or(""),
-                    row_pk: spi(row.get::<&str>(11)),
-                    old_row: spi(row.get::<&str>(12)),
-                    new_row: spi(row.get::<&str>(13)),
-                    changed_cols: spi(row.get::<&str>(14)),
-                    row_count: spi(row.get::<i64>(15)),
-                    rows_digest: spi(row.get::<&str>(16)),
-                    detail: spi(row.get::<&str>(17)),
-                };
-                let _ = verifier.push(&rec, &stored.try_into().unwrap_or([0; 32]));
-            }
+            redo.into_iter().collect()
         }
-        if let Some((v, last)) = current.take() {
-            reports.insert(v.tenant_id(), finish(v, last, &heads));
+    };
+    for t in ordered_chains {
+        if let Some((v, last_seq)) = verify_in_seq_order(t, new_verifier(t)) {
+            reports.insert(t, finish(v, last_seq, &heads));
         }
-    });
+    }
     // Chains known to the heads table or the digest but without any record left.
     let empty: Vec<uuid::Uuid> = heads
         .keys()
@@ -170,26 +132,55 @@ fn verify(tenant: Option<uuid::Uuid>, digest: &[DigestEntry]) -> Vec<ChainReport
     reports.into_values().collect()
 }
 
-/// Stands in for records after the first fault: only counted, never hashed.
-fn placeholder(t: uuid::Uuid, seq: i64) -> AuditRecord<'static> {
-    AuditRecord {
-        tenant_id: t,
-        seq,
-        prev_hash: [0; 32],
-        logged_at_micros: 0,
-        txid: 0,
-        db_role: "",
-        actor: None,
-        table_name: None,
-        operation: "",
-        row_pk: None,
-        old_row: None,
-        new_row: None,
-        changed_cols: None,
-        row_count: None,
-        rows_digest: None,
-        detail: None,
+/// A chain stops waiting for a missing seq when its buffer passes this; it
+/// is then read again by itself in seq order.
+const MAX_WAITING_BYTES: usize = 16 << 20;
+
+type Verified = BTreeMap<uuid::Uuid, (ChainVerifier, i64)>;
+
+/// One pass in physical order: the chains it verified, and those to read
+/// again in seq order.
+fn verify_in_physical_order(new_verifier: &dyn Fn(uuid::Uuid) -> ChainVerifier) -> (Verified, BTreeSet<uuid::Uuid>) {
+    let mut chains: HashMap<uuid::Uuid, ReorderingVerifier> = HashMap::new();
+    let mut redo: BTreeSet<uuid::Uuid> = BTreeSet::new();
+    // A synchronized scan may start mid-table, far from seq order.
+    let level = crate::privilege::set_local_guc(c"synchronize_seqscans", c"off");
+    log_reader::for_each(log_reader::PHYSICAL_ORDER, None, |rec, stored| {
+        if redo.contains(&rec.tenant_id) {
+            return;
+        }
+        let chain = chains
+            .entry(rec.tenant_id)
+            .or_insert_with(|| ReorderingVerifier::new(new_verifier(rec.tenant_id), rec.seq));
+        if chain.feed(rec, stored).is_err() || chain.waiting_bytes() > MAX_WAITING_BYTES {
+            chains.remove(&rec.tenant_id);
+            redo.insert(rec.tenant_id);
+        }
+    });
+    crate::privilege::restore_gucs(level);
+    let mut done = Verified::new();
+    for (t, chain) in chains {
+        let last_seq = chain.last_seq();
+        match chain.into_verifier() {
+            Ok(v) => {
+                done.insert(t, (v, last_seq));
+            }
+            Err(Disorder) => {
+                redo.insert(t);
+            }
+        }
     }
+    (done, redo)
+}
+
+/// One chain read in seq order; None if it has no records.
+fn verify_in_seq_order(tenant: uuid::Uuid, mut verifier: ChainVerifier) -> Option<(ChainVerifier, i64)> {
+    let mut last_seq = None;
+    log_reader::for_each(log_reader::ONE_CHAIN_IN_SEQ_ORDER, Some(tenant), |rec, stored| {
+        last_seq = Some(rec.seq);
+        let _ = verifier.push(rec, stored);
+    });
+    last_seq.map(|seq| (verifier, seq))
 }
 
 /// Finishes a chain and adds the check no digest is needed for: the newest
@@ -210,11 +201,13 @@ fn finish(v: ChainVerifier, last_seq: i64, heads: &BTreeMap<uuid::Uuid, Head>) -
     report
 }
 
+/// The committed heads, overlaid with those this transaction has moved but
+/// writes only at commit.
 fn load_heads(tenant: Option<uuid::Uuid>) -> BTreeMap<uuid::Uuid, Head> {
     let arg = tenant.map(|t| Uuid::from_bytes(*t.as_bytes()));
-    Spi::connect(|client| {
+    let mut heads: BTreeMap<uuid::Uuid, Head> = Spi::connect(|client| {
         let rows = spi(client.select(
-            "SELECT tenant_id, seq FROM d5.audit_chain_heads WHERE $1::uuid IS NULL OR tenant_id = $1",
+            "SELECT tenant_id, seq FROM d5.audit_chain_heads WHERE $1::uuid IS NULL OR tenant_id OPERATOR(pg_catalog.=) $1",
             None,
             &[arg.into()],
         ));
@@ -223,5 +216,11 @@ fn load_heads(tenant: Option<uuid::Uuid>) -> BTreeMap<uuid::Uuid, Head> {
             Some((to_core(t), Head { seq: spi(row.get::<i64>(2)).unwrap_or(0) }))
         })
         .collect()
-    })
+    });
+    for (t, seq) in heads::unwritten() {
+        if tenant.is_none_or(|only| only == t) {
+            heads.insert(t, Head { seq });
+        }
+    }
+    heads
 }

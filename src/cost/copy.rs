@@ -25,15 +25,16 @@ unsafe extern "C-unwind" fn read_source(outbuf: *mut std::ffi::c_void, _minread:
     })
 }
 
-/// Runs `COPY <relation> (<columns>) FROM <data>` (text format) and returns
-/// the number of rows stored. `data` is consumed.
-pub fn copy_text_into(relation: pg_sys::Oid, columns: &[&str], data: Vec<u8>) -> u64 {
+/// Runs `COPY <relation> (<columns>) FROM <data> (FORMAT binary)` and returns
+/// the number of rows stored. `data` is consumed; it holds the binary
+/// header, the rows and the trailer.
+pub fn copy_binary_into(relation: pg_sys::Oid, columns: &[&str], data: Vec<u8>) -> u64 {
     SOURCE.with(|s| *s.borrow_mut() = (data, 0));
     let names: Vec<CString> = columns.iter().map(|c| CString::new(*c).unwrap_or_default()).collect();
     // SAFETY: mirrors DoCopy() for COPY FROM: a parse state whose range table
     // holds the target relation (CopyFrom initialises its result relation
-    // from range-table index 1), a column list of String nodes, default text
-    // options. Errors raised inside unwind through pgrx's guards and abort
+    // from range-table index 1), a column list of String nodes, and the
+    // option list of `FORMAT binary`. Errors raised inside unwind through pgrx's guards and abort
     // the transaction, which releases the relation.
     let processed = unsafe {
         let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
@@ -45,6 +46,12 @@ pub fn copy_text_into(relation: pg_sys::Oid, columns: &[&str], data: Vec<u8>) ->
         for name in &names {
             attnames = pg_sys::lappend(attnames, pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())).cast());
         }
+        let format = pg_sys::makeDefElem(
+            pg_sys::pstrdup(c"format".as_ptr()),
+            pg_sys::makeString(pg_sys::pstrdup(c"binary".as_ptr())).cast(),
+            -1,
+        );
+        let options = pg_sys::lappend(std::ptr::null_mut(), format.cast());
         let cstate = pg_sys::BeginCopyFrom(
             pstate,
             rel,
@@ -53,7 +60,7 @@ pub fn copy_text_into(relation: pg_sys::Oid, columns: &[&str], data: Vec<u8>) ->
             false,
             Some(read_source),
             attnames,
-            std::ptr::null_mut(),
+            options,
         );
         let processed = pg_sys::CopyFrom(cstate);
         pg_sys::EndCopyFrom(cstate);

@@ -154,7 +154,7 @@ fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     if parallel || (xact_snapshot && has_xid) {
         cache::set_provisional();
         let result = f();
-        crate::privilege::unpin_search_path(pin);
+        crate::privilege::restore_gucs(pin);
         return result;
     }
     // SAFETY: not in parallel mode (checked above); pushed and popped here.
@@ -162,7 +162,7 @@ fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     let result = f();
     // SAFETY: pops the snapshot pushed above (errors skip this: abort resets the stack).
     unsafe { pg_sys::PopActiveSnapshot() };
-    crate::privilege::unpin_search_path(pin);
+    crate::privilege::restore_gucs(pin);
     result
 }
 

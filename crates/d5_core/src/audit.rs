@@ -66,12 +66,14 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 mod digest;
+mod reorder;
 mod verify;
 
 #[cfg(test)]
 mod tests;
 
 pub use digest::{parse_digest, DigestEntry, DigestError, DIGEST_FORMAT};
+pub use reorder::{Disorder, ReorderingVerifier};
 pub use verify::{ChainBroken, ChainReport, ChainVerifier};
 
 /// Domain-separation prefix of canonical encoding v1.

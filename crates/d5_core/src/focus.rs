@@ -39,6 +39,7 @@
 //! COPY text line in [`RAW_COLUMNS`] order, `\N` for NULL, ending in `\n`).
 //! No rows → SHA-256 of the empty string.
 
+mod binary;
 mod columns;
 mod currency;
 mod split;
@@ -58,6 +59,7 @@ pub use columns::{
     COMMITMENT_DISCOUNT_CATEGORY, COMMITMENT_DISCOUNT_STATUS, HEADER_ALIASES, PRICING_CATEGORY,
     PRIORITY_CURRENT, RAW_COLUMNS, RAW_COLUMN_COUNT, SERVICE_CATEGORY,
 };
+pub use binary::{write_bytes_field, write_copy_binary_row, NumericOutOfRange, COPY_BINARY_HEADER, COPY_BINARY_TRAILER};
 pub use currency::{canonical_currency, ISO_4217_ACTIVE, ISO_4217_RECENTLY_WITHDRAWN};
 pub use values::{
     escape_copy_text, format_timestamp_micros, timestamp_micros_to_string, ContainsNul,

@@ -2,6 +2,7 @@ use uuid::Uuid;
 
 use super::*;
 
+mod reorder;
 mod seal_digest;
 
 /// Owned record for building test chains.

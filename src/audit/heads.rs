@@ -1,0 +1,184 @@
+//! Where each chain ends, held in backend memory for the writing transaction.
+//!
+//! The first record a transaction appends to a chain locks that chain's row
+//! in `d5.audit_chain_heads` (`SELECT … FOR UPDATE`, held until the
+//! transaction ends, so writers of one tenant are ordered and a rolled-back
+//! transaction leaves no gap). Every further record of that chain in the
+//! transaction takes seq and prev_hash from memory, and the row is written
+//! once, at pre-commit. Updating the row per record instead made every
+//! append walk all earlier versions of it: quadratic in the rows one
+//! transaction writes to one chain.
+//!
+//! A rolled-back subtransaction takes its records with it (and any row lock
+//! it took first), so each change remembers the head it replaced and the
+//! subtransaction that made it; a subtransaction abort restores them.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use pgrx::pg_sys;
+
+/// The end of one chain as this transaction sees it.
+#[derive(Clone, Copy)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: [u8; 32],
+    /// Not yet written to `d5.audit_chain_heads`.
+    dirty: bool,
+    /// Subtransaction of the last undo entry pushed for this chain.
+    saved_in: pg_sys::SubTransactionId,
+}
+
+struct Undo {
+    subxact: pg_sys::SubTransactionId,
+    tenant: uuid::Uuid,
+    /// `None`: the chain was not locked before this subtransaction.
+    prior: Option<Head>,
+}
+
+#[derive(Default)]
+struct State {
+    heads: HashMap<uuid::Uuid, Head>,
+    undo: Vec<Undo>,
+    callbacks_registered: bool,
+    /// Pre-commit has written the heads: later appends write theirs at once.
+    committing: bool,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+fn current_subxact() -> pg_sys::SubTransactionId {
+    // SAFETY: reads backend-local transaction state.
+    unsafe { pg_sys::GetCurrentSubTransactionId() }
+}
+
+/// The head of `tenant`'s chain if this transaction holds its lock.
+pub fn get(tenant: &uuid::Uuid) -> Option<Head> {
+    STATE.with(|s| s.borrow().heads.get(tenant).copied())
+}
+
+/// Records that this transaction now holds the lock on `tenant`'s chain,
+/// whose committed end is (`seq`, `hash`).
+pub fn locked(tenant: uuid::Uuid, seq: i64, hash: [u8; 32]) {
+    register_callbacks();
+    let subxact = current_subxact();
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.undo.push(Undo { subxact, tenant, prior: None });
+        s.heads.insert(tenant, Head { seq, hash, dirty: false, saved_in: subxact });
+    });
+}
+
+/// Moves `tenant`'s head to the record just appended. Returns true when the
+/// caller must write the head now (the transaction is already committing).
+pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32]) -> bool {
+    let subxact = current_subxact();
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let s = &mut *s;
+        let Some(head) = s.heads.get_mut(&tenant) else {
+            return true;
+        };
+        if head.saved_in != subxact {
+            s.undo.push(Undo { subxact, tenant, prior: Some(*head) });
+            head.saved_in = subxact;
+        }
+        head.seq = seq;
+        head.hash = hash;
+        head.dirty = !s.committing;
+        s.committing
+    })
+}
+
+/// Heads changed by this transaction and not yet written: what a verifier
+/// running inside the same transaction must compare the log with.
+pub fn unwritten() -> Vec<(uuid::Uuid, i64)> {
+    STATE.with(|s| s.borrow().heads.iter().filter(|(_, h)| h.dirty).map(|(t, h)| (*t, h.seq)).collect())
+}
+
+fn take_dirty() -> Vec<(uuid::Uuid, i64, [u8; 32])> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.committing = true;
+        s.heads.iter_mut().filter(|(_, h)| h.dirty).map(|(t, h)| {
+            h.dirty = false;
+            (*t, h.seq, h.hash)
+        }).collect()
+    })
+}
+
+fn forget_transaction() {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.heads.clear();
+        s.undo.clear();
+        s.committing = false;
+    });
+}
+
+fn abort_subtransaction(subxact: pg_sys::SubTransactionId) {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        // Subtransaction ids grow: every entry at or above `subxact` was made
+        // by it or by one of its children, all rolled back now.
+        while s.undo.last().is_some_and(|u| u.subxact >= subxact) {
+            let u = s.undo.pop().expect("checked above");
+            match u.prior {
+                Some(prior) => {
+                    s.heads.insert(u.tenant, prior);
+                }
+                None => {
+                    s.heads.remove(&u.tenant);
+                }
+            }
+        }
+    });
+}
+
+fn register_callbacks() {
+    let first = STATE.with(|s| !std::mem::replace(&mut s.borrow_mut().callbacks_registered, true));
+    if first {
+        // SAFETY: registers plain functions for the backend's lifetime.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
+        }
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    match event {
+        // Still inside the transaction: an error here aborts it, so a head
+        // is never committed without its records or the records without it.
+        XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => {
+            let dirty = take_dirty();
+            if !dirty.is_empty() {
+                // Portals are closed by now: the UPDATE needs a snapshot of
+                // its own (the rows it writes are locked by us anyway).
+                // SAFETY: pushed and popped around the call; an error in
+                // between is cleaned up by the abort it causes.
+                unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+                super::chain::store_heads(&dirty);
+                unsafe { pg_sys::PopActiveSnapshot() };
+            }
+        }
+        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => forget_transaction(),
+        _ => {}
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_subxact(
+    event: pg_sys::SubXactEvent::Type,
+    subxact: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        abort_subtransaction(subxact);
+    }
+}

@@ -1,0 +1,160 @@
+//! Streams `d5.audit_log` records to a verifier in constant memory.
+//!
+//! Raw SPI rather than pgrx's row API: each fetched batch is freed before the
+//! next (pgrx keeps every batch until the SPI connection closes, 3 GB for a
+//! million records), and text columns are read in place instead of copied.
+//! Rows are read as the caller, so RLS decides which chains it sees.
+
+use pgrx::pg_sys;
+use pgrx::Spi;
+
+use d5_core::audit::AuditRecord;
+
+use super::chain::PG_EPOCH_OFFSET_MICROS;
+use crate::error::{raise, InternalError};
+
+const COLUMNS: &str = "SELECT tenant_id, seq, prev_hash, hash, logged_at, txid, db_role, actor, table_name,
+        operation, row_pk::text, old_row::text, new_row::text, changed_cols::text,
+        row_count, rows_digest, detail::text
+   FROM d5.audit_log";
+
+/// Every chain, in whatever order the table is stored.
+pub const PHYSICAL_ORDER: &str = "";
+/// One chain (`$1`), by seq.
+pub const ONE_CHAIN_IN_SEQ_ORDER: &str = " WHERE tenant_id OPERATOR(pg_catalog.=) $1 ORDER BY seq";
+
+const BATCH_ROWS: std::ffi::c_long = 2_000;
+
+/// Calls `f` with each record of the query `COLUMNS || filter` and its stored hash.
+pub fn for_each(filter: &str, tenant: Option<uuid::Uuid>, mut f: impl FnMut(&AuditRecord<'_>, &[u8; 32])) {
+    let sql = std::ffi::CString::new(format!("{COLUMNS}{filter}"))
+        .unwrap_or_else(|_| raise(InternalError("audit query contains NUL".into())));
+    let tenant = tenant.map(|t| pgrx::Uuid::from_bytes(*t.as_bytes()));
+    Spi::connect(|_client| {
+        // SAFETY: SPI is connected for this closure; the portal, tuple tables
+        // and batch context are released before it returns (or by the abort
+        // of the transaction if an error escapes).
+        unsafe {
+            let mut argtypes = [pg_sys::UUIDOID];
+            let mut values = [tenant
+                .as_ref()
+                .map_or(pg_sys::Datum::from(0), |u| pg_sys::Datum::from(u.as_bytes().as_ptr()))];
+            let nargs = if tenant.is_some() { 1 } else { 0 };
+            let portal = pg_sys::SPI_cursor_open_with_args(
+                std::ptr::null(),
+                sql.as_ptr(),
+                nargs,
+                argtypes.as_mut_ptr(),
+                values.as_mut_ptr(),
+                std::ptr::null(),
+                true,
+                0,
+            );
+            let batch_cxt = pg_sys::AllocSetContextCreateExtended(
+                pg_sys::CurrentMemoryContext,
+                c"d5 audit verify batch".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            );
+            loop {
+                pg_sys::SPI_cursor_fetch(portal, true, BATCH_ROWS);
+                let table = pg_sys::SPI_tuptable;
+                let rows = pg_sys::SPI_processed as usize;
+                if table.is_null() || rows == 0 {
+                    break;
+                }
+                let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
+                for i in 0..rows {
+                    let tuple = *(*table).vals.add(i);
+                    let row = Row { tuple, desc: (*table).tupdesc };
+                    let (rec, stored) = row.record();
+                    f(&rec, &stored);
+                }
+                pg_sys::MemoryContextSwitchTo(old);
+                pg_sys::MemoryContextReset(batch_cxt);
+                pg_sys::SPI_freetuptable(table);
+            }
+            pg_sys::MemoryContextDelete(batch_cxt);
+            pg_sys::SPI_cursor_close(portal);
+        }
+    });
+}
+
+/// One fetched row; borrows are valid until its batch is freed.
+struct Row {
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+}
+
+impl Row {
+    unsafe fn datum(&self, col: i32) -> Option<pg_sys::Datum> {
+        let mut isnull = false;
+        // SAFETY: col is a column of COLUMNS and the tuple matches desc.
+        let d = unsafe { pg_sys::heap_getattr(self.tuple, col, self.desc, &mut isnull) };
+        (!isnull).then_some(d)
+    }
+
+    unsafe fn bytes<'a>(&self, col: i32) -> Option<&'a [u8]> {
+        // SAFETY: the column is text or bytea; detoasting allocates in the
+        // batch context, which outlives the borrow.
+        unsafe {
+            let d = self.datum(col)?;
+            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            Some(std::slice::from_raw_parts(
+                pgrx::varlena::vardata_any(v).cast::<u8>(),
+                pgrx::varlena::varsize_any_exhdr(v),
+            ))
+        }
+    }
+
+    unsafe fn text<'a>(&self, col: i32) -> Option<&'a str> {
+        // The database encoding is UTF-8 (the extension requires it); a byte
+        // sequence that is not, reads as a value no honest record hashes to.
+        // SAFETY: as for bytes.
+        unsafe { self.bytes(col) }.map(|b| std::str::from_utf8(b).unwrap_or("\u{fffd}"))
+    }
+
+    unsafe fn int8(&self, col: i32) -> Option<i64> {
+        // SAFETY: the column is int8 or timestamptz, both pass-by-value 8 bytes.
+        unsafe { self.datum(col) }.map(|d| d.value() as i64)
+    }
+
+    unsafe fn hash(&self, col: i32) -> [u8; 32] {
+        // A stored hash of the wrong length matches nothing.
+        // SAFETY: bytea column.
+        unsafe { self.bytes(col) }.and_then(|b| b.try_into().ok()).unwrap_or([0xff; 32])
+    }
+
+    unsafe fn record<'a>(&self) -> (AuditRecord<'a>, [u8; 32]) {
+        // SAFETY: column numbers and types follow COLUMNS.
+        unsafe {
+            let tenant_id = self
+                .datum(1)
+                .map(|d| {
+                    let bytes = std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), 16);
+                    uuid::Uuid::from_slice(bytes).unwrap_or_default()
+                })
+                .unwrap_or_default();
+            let rec = AuditRecord {
+                tenant_id,
+                seq: self.int8(2).unwrap_or(0),
+                prev_hash: self.hash(3),
+                logged_at_micros: self.int8(5).unwrap_or(0).saturating_add(PG_EPOCH_OFFSET_MICROS),
+                txid: self.int8(6).unwrap_or(0),
+                db_role: self.text(7).unwrap_or(""),
+                actor: self.text(8),
+                table_name: self.text(9),
+                operation: self.text(10).unwrap_or(""),
+                row_pk: self.text(11),
+                old_row: self.text(12),
+                new_row: self.text(13),
+                changed_cols: self.text(14),
+                row_count: self.int8(15),
+                rows_digest: self.text(16),
+                detail: self.text(17),
+            };
+            (rec, self.hash(4))
+        }
+    }
+}
