@@ -8,8 +8,10 @@
 //! owner, ACL and comment, and of member tables their columns, constraints,
 //! indexes, triggers (with enabled state), RLS flags and policies;
 //! initial privileges (pg_init_privs, what pg_dump relies on); the
-//! extension's schema. Objects made later by maintenance (dated partitions,
-//! archives) are not members and are not compared.
+//! extension's schema; the configuration rows the install ships (SHIPPED).
+//! Objects made later by maintenance (dated partitions, archives) are not
+//! members and are not compared. Cluster-wide objects (the group roles,
+//! GRANT SET ON PARAMETER) are the same for both databases by construction.
 
 use std::collections::BTreeMap;
 
@@ -115,6 +117,7 @@ fn queries() -> Vec<String> {
                                 'default ' || pg_get_expr(ad.adbin, ad.adrelid),
                                 CASE WHEN a.attacl IS NOT NULL THEN 'acl ' || {attacl} END,
                                 'storage ' || a.attstorage::text,
+                                -- (this server stamps attoptions with a per-database pg_attver)
                                 'options ' || nullif(array_to_string(ARRAY(SELECT o FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\\_%'), ', '), '')), E'\\n' ORDER BY a.attnum)
                        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                        LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
@@ -177,10 +180,31 @@ fn queries() -> Vec<String> {
     ]
 }
 
+/// Rows that CREATE EXTENSION ships (defaults an update script must also
+/// insert or change): (table, name of a row, its value, which rows). The
+/// test's data load leaves them alone. A table missing here is skipped.
+const SHIPPED: &[(&str, &str, &str, &str)] = &[
+    ("d5.partition_config", "parent::text", "granularity || ' premake ' || premake", "true"),
+    ("d5.retention_policies", "table_name::text", "retention || ' ' || action", "true"),
+    ("d5.json_schemas", "name || ' version ' || version", "schema::text", "shipped"),
+    (
+        "d5.json_schema_bindings",
+        "table_name || '.' || column_name || coalesce(' tenant ' || tenant_id, '')",
+        "coalesce(schema_name, 'none')",
+        "shipped",
+    ),
+];
+
 /// The extension's objects in the database `c` is connected to.
 pub fn snapshot(c: &mut Client) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for q in queries() {
+    let mut queries = queries();
+    for (table, name, value, filter) in SHIPPED {
+        if c.query_one("SELECT to_regclass($1) IS NOT NULL", &[table]).unwrap().get(0) {
+            queries.push(format!("SELECT 'shipped row {table} ' || {name}, {value} FROM {table} WHERE {filter}"));
+        }
+    }
+    for q in queries {
         for row in c.query(q.as_str(), &[]).unwrap_or_else(|e| panic!("catalog query failed: {e:?}\n{q}")) {
             let (name, def): (String, Option<String>) = (row.get(0), row.get(1));
             let def = def.unwrap_or_default();
