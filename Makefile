@@ -10,6 +10,7 @@ setup:
 
 install: setup
 	cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config --release
+	scripts/install-sql /usr/lib/postgresql/15/bin/pg_config
 
 demo: install
 	@scripts/demo.sh

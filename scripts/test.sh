@@ -12,6 +12,8 @@ mkdir -p "$LOG"
 
 echo "== building and installing the extension"
 cargo pgrx install --pg-config "$PG_CONFIG" --release >"$LOG/install.log" 2>&1 || { tail -50 "$LOG/install.log"; exit 1; }
+# The install scripts of released versions, for tests/upgrade.rs.
+scripts/install-sql "$PG_CONFIG"
 
 # A fresh cluster for every run, so nothing from an earlier run leaks in.
 scripts/pgcluster destroy test

@@ -84,7 +84,19 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WHERE i.inhparent = '@extschema@.audit_log'::regclass
       AND NOT EXISTS (SELECT 1 FROM pg_trigger tr WHERE tr.tgrelid = i.inhrelid AND tr.tgname = 'audit_log_no_truncate'
                                                     AND tr.tgenabled <> 'D')
+    UNION ALL
+    -- New files installed but ALTER EXTENSION … UPDATE not run, or a session
+    -- still running the library it loaded before.
+    SELECT 'version_mismatch', 'd5_storage',
+           CASE WHEN v.extension_version IS DISTINCT FROM v.available_version
+                THEN format('the SQL objects are version %s, the server has version %s installed: run ALTER EXTENSION d5_storage UPDATE',
+                            v.extension_version, v.available_version)
+                ELSE format('this session runs library version %s with the version %s SQL objects: reconnect (restart the server when the library is preloaded)',
+                            v.library_version, v.extension_version) END
+    FROM @extschema@.version() v
+    WHERE v.extension_version IS DISTINCT FROM v.available_version
+       OR v.extension_version IS DISTINCT FROM v.library_version
     ORDER BY 1, 2
 $$;
 COMMENT ON FUNCTION @extschema@.self_check() IS
-    'One row per finding (missing RLS, policy, tenant-keyed constraint, pinned search_path, privileged app role, disabled audit guard); empty when all is well.';
+    'One row per finding (missing RLS, policy, tenant-keyed constraint, pinned search_path, privileged app role, disabled audit guard, version mismatch); empty when all is well.';

@@ -11,6 +11,7 @@ mod json_schema;
 mod lifecycle;
 mod privilege;
 mod tenancy;
+mod version;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;
@@ -32,7 +33,8 @@ extension_sql_file!("../sql/partitions.sql", name = "partitions", requires = ["a
 extension_sql_file!("../sql/cost.sql", name = "cost", requires = ["partitions"]);
 extension_sql_file!("../sql/rollup.sql", name = "rollup", requires = ["cost"]);
 extension_sql_file!("../sql/cost_queries.sql", name = "cost_queries", requires = ["rollup"]);
-extension_sql_file!("../sql/self_check.sql", name = "self_check", requires = ["cost_queries"]);
+extension_sql_file!("../sql/version.sql", name = "version", requires = [version::_library_version]);
+extension_sql_file!("../sql/self_check.sql", name = "self_check", requires = ["cost_queries", "version"]);
 extension_sql_file!(
     "../sql/json_schema.sql",
     name = "json_schema",
