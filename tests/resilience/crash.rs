@@ -337,6 +337,7 @@ fn committed_work_survives_power_loss_at_five_kill_points() {
     .unwrap();
     let mut auditor = cluster.connect(DB, &auditor);
     let mut admin = cluster.connect(DB, &roles.admin);
+    println!("a deliberately half-applied batch: the panic message below is expected");
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         check(&mut su, &mut auditor, &mut admin, &acked, "after deleting a raw row on purpose")
     }));

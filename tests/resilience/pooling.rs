@@ -51,8 +51,10 @@ impl PgBouncer {
             );
             std::fs::write(format!("{dir}/pgbouncer.ini"), ini).unwrap();
             Command::new("chown").args(["-R", "postgres:postgres", &dir]).status().unwrap();
+            // Debian installs it in /usr/sbin, which a test's PATH may lack.
+            let exe = if std::path::Path::new("/usr/sbin/pgbouncer").exists() { "/usr/sbin/pgbouncer" } else { "pgbouncer" };
             let child = Command::new("setpriv")
-                .args(["--reuid=postgres", "--regid=postgres", "--clear-groups", "pgbouncer"])
+                .args(["--reuid=postgres", "--regid=postgres", "--clear-groups", exe])
                 .arg(format!("{dir}/pgbouncer.ini"))
                 .spawn()
                 .expect("start pgbouncer (Debian package pgbouncer, see scripts/setup.sh)");

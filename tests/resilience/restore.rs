@@ -181,6 +181,26 @@ fn a_dump_restored_into_a_fresh_cluster_gives_back_everything() {
     let (_, mut auditor) = src.login("d5_auditor");
     assert!(bad_chains(&mut auditor).is_empty());
     let digest: serde_json::Value = auditor.query_one("SELECT d5.audit_digest()", &[]).unwrap().get(0);
+    // Indexes live on the partitions, each like its DEFAULT partition's, so
+    // that pg_restore's ATTACH builds none of them (see sql/partitions.sql).
+    let misfits: Vec<String> = su
+        .query(
+            "SELECT format('%s: %s indexes, its default %s', i.inhrelid::regclass,
+                           (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid),
+                           (SELECT count(*) FROM pg_index x WHERE x.indrelid = (i.inhparent::regclass::text || '_default')::regclass))
+               FROM pg_inherits i JOIN d5.partition_config p ON p.parent = i.inhparent
+              WHERE (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid)
+                    <> (SELECT count(*) FROM pg_index x WHERE x.indrelid = (i.inhparent::regclass::text || '_default')::regclass)
+             UNION ALL
+             SELECT format('partitioned index %s', c.oid::regclass) FROM pg_class c
+              WHERE c.relkind = 'I' AND c.relnamespace = 'd5'::regnamespace",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(misfits.is_empty(), "{misfits:#?}");
     let before = snapshot(&mut su);
     // Every table that is part of the extension has rows (so the comparison means something).
     let empty: Vec<String> = su
