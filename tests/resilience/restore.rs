@@ -300,6 +300,13 @@ fn a_dump_restored_into_a_fresh_cluster_gives_back_everything() {
     let (ins, _, _, _) = ingest(&mut app, seed.a, seed.account_a, &focus_csv("444", &days("2024-03-20", 1), 2, 100, 0)).unwrap();
     assert_eq!(ins, 2);
     as_tenant(&mut app, seed.a, |tx| tx.execute("INSERT INTO d5.users (email) VALUES ('new@alpha.example')", &[]).unwrap());
+    // Only a superuser's COPY counts as a restore; an application's COPY
+    // into a d5 table is refused by row-level security altogether.
+    let mut tx = app.transaction().unwrap();
+    tx.execute("SELECT d5.set_tenant($1)", &[&seed.a]).unwrap();
+    let refused = tx.copy_in("COPY d5.users (email) FROM STDIN").err().expect("COPY refused");
+    assert_eq!(sqlstate(&refused), "0A000");
+    drop(tx);
     let mut su2 = fresh.connect(db, "postgres");
     let head_a = heads.iter().find(|h| h.0 == seed.a).expect("a chain of tenant a").1;
     let new_seqs: Vec<i64> = su2
