@@ -11,7 +11,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.clear_tenant(),
     @extschema@.set_actor(text),
     @extschema@._authorize_tenant(uuid, text),
-    @extschema@.check_credentials_ref(text)
+    @extschema@.check_credentials_ref(text),
+    @extschema@._restoring()
 TO d5_app, d5_auditor, d5_admin;
 
 GRANT EXECUTE ON FUNCTION
@@ -66,6 +67,9 @@ BEGIN
     END IF;
 END
 $grant$;
+
+-- Indexes of partitioned tables live on their partitions (partitions.sql).
+SELECT @extschema@._own_partition_indexes(parent) FROM @extschema@.partition_config ORDER BY parent::text;
 
 -- pg_dump carries the data of every extension table.
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tenants', '');

@@ -52,7 +52,9 @@ BEGIN
         RETURN format('@extschema@.%I', part)::regclass;
     END IF;
     def := to_regclass(format('%s_default', parent));
-    EXECUTE format('CREATE TABLE @extschema@.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part, parent);
+    -- The DEFAULT partition is the template: it holds the table's indexes.
+    EXECUTE format('CREATE TABLE @extschema@.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)',
+                   part, coalesce(def, parent));
     IF def IS NOT NULL THEN
         EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %s AND %I < %s RETURNING *)
                         INSERT INTO @extschema@.%I SELECT * FROM moved', def, key, lo_lit, key, hi_lit, part);
@@ -71,3 +73,45 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._ensure_partition(regclass, timestamptz) FROM PUBLIC;
+
+-- Moves the indexes and unique constraints of a partitioned table down to
+-- its partitions: each partition keeps an index of the same name and
+-- definition, the parent keeps none (why: see the top of this file). A
+-- unique index per partition is still unique over the table, since every
+-- such key of a d5 table includes the partition key: equal keys share a
+-- partition. Run for every registered table at CREATE EXTENSION (and by an
+-- upgrade); returns how many partition indexes it remade.
+CREATE FUNCTION @extschema@._own_partition_indexes(parent regclass) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ddl  text[];
+    idx  record;
+    stmt text;
+BEGIN
+    -- The partitions' copies as DDL, read before they go with the parent's.
+    SELECT coalesce(array_agg(CASE WHEN c.oid IS NULL THEN pg_get_indexdef(ci.indexrelid)
+                                   ELSE format('ALTER TABLE %s ADD CONSTRAINT %I %s', ci.indrelid::regclass,
+                                               c.conname, pg_get_constraintdef(c.oid)) END), '{}')
+      INTO ddl
+      FROM pg_index pi
+      JOIN pg_inherits h ON h.inhparent = pi.indexrelid
+      JOIN pg_index ci ON ci.indexrelid = h.inhrelid
+      LEFT JOIN pg_constraint c ON c.conindid = ci.indexrelid AND c.conrelid = ci.indrelid AND c.contype IN ('p', 'u', 'x')
+     WHERE pi.indrelid = parent;
+    FOR idx IN SELECT i.indexrelid::regclass AS name, c.conname
+                 FROM pg_index i
+                 LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = parent AND c.contype IN ('p', 'u', 'x')
+                WHERE i.indrelid = parent LOOP
+        IF idx.conname IS NULL THEN
+            EXECUTE format('DROP INDEX %s', idx.name);
+        ELSE
+            EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', parent, idx.conname);
+        END IF;
+    END LOOP;
+    FOREACH stmt IN ARRAY ddl LOOP
+        EXECUTE stmt;
+    END LOOP;
+    RETURN cardinality(ddl);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._own_partition_indexes(regclass) FROM PUBLIC;

@@ -96,11 +96,14 @@ CREATE TABLE @extschema@.policies (
     UNIQUE (tenant_id, name)
 );
 
--- created_at is the database's, updated_at follows every change.
+-- created_at is the database's, updated_at follows every change; a restore
+-- (a superuser's COPY, see d5._restoring) keeps the stamps it brings.
 CREATE FUNCTION @extschema@._stamp_times() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
+    IF TG_OP = 'INSERT' AND @extschema@._restoring() THEN
+        RETURN NEW;
+    ELSIF TG_OP = 'INSERT' THEN
         NEW.created_at := now();
     ELSE
         NEW.created_at := OLD.created_at;

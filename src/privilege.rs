@@ -130,3 +130,23 @@ unsafe fn role_name(role: pg_sys::Oid) -> String {
     // SAFETY: non-NULL result is a NUL-terminated C string.
     unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned()
 }
+
+/// Whether the current row change comes from a superuser's `COPY … FROM`:
+/// that is how pg_restore (and psql with a plain dump) loads the extension's
+/// tables, whose triggers CREATE EXTENSION has already made. Those rows are
+/// history coming back as it was: their audit records come back with the
+/// audit log, and their timestamps with the rows.
+pub fn restoring_copy() -> bool {
+    // SAFETY: reads backend-local state; ActivePortal is NULL or the portal
+    // being run, valid for the duration of the statement.
+    unsafe {
+        let portal = pg_sys::ActivePortal;
+        pg_sys::superuser() && !portal.is_null() && (*portal).commandTag == pg_sys::CommandTag::CMDTAG_COPY
+    }
+}
+
+/// SQL face of [`restoring_copy`], for the triggers written in SQL.
+#[pgrx::pg_extern(volatile, parallel_safe)]
+fn _restoring() -> bool {
+    restoring_copy()
+}

@@ -15,6 +15,10 @@ use crate::audit::chain::NewRecord;
 fn _audit_row<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, AuditError> {
+    // A restore copies the rows back together with the records of them.
+    if crate::privilege::restoring_copy() {
+        return Ok(None);
+    }
     let data = trigger.trigger_data();
     let chain_column = trigger
         .extra_args()

@@ -196,6 +196,25 @@ impl ExtraCluster {
         t0.elapsed()
     }
 
+    /// Starts the server again on its existing data directory (crash
+    /// recovery runs here); it may get another port.
+    pub fn restart(&mut self, conf: &[&str]) {
+        let mut args = vec!["start", self.name.as_str()];
+        args.extend_from_slice(conf);
+        let out = pgcluster(&args);
+        assert!(out.status.success(), "pgcluster start {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        let env = std::fs::read_to_string(String::from_utf8_lossy(&out.stdout).trim()).expect("cluster env file");
+        self.port = env
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("PGPORT="))
+            .and_then(|p| p.parse().ok())
+            .expect("PGPORT in env file");
+    }
+
+    pub fn data_dir(&self) -> String {
+        format!("{}/target/pg/{}/data", env!("CARGO_MANIFEST_DIR"), self.name)
+    }
+
     pub fn server_log(&self) -> String {
         let root = env!("CARGO_MANIFEST_DIR");
         std::fs::read_to_string(format!("{root}/target/pg/{}/server.log", self.name)).unwrap_or_default()

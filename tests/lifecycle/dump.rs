@@ -50,23 +50,16 @@ fn dump_and_restore_keep_policies_history_and_archive() {
     let dump = Command::new(format!("{bin}/pg_dump")).args(["-Fc", "-d", &conn(&src.name)]).output().expect("pg_dump");
     assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
     let mut restore = Command::new(format!("{bin}/pg_restore"))
-        .args(["-d", &conn(&dst.name)])
+        .args(["--exit-on-error", "-d", &conn(&dst.name)])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("pg_restore");
     restore.stdin.take().unwrap().write_all(&dump.stdout).unwrap();
     let out = restore.wait_with_output().unwrap();
-    // Dated partitions of the extension's tables are restored with their
-    // indexes already made by ATTACH, so pg_restore reports those indexes
-    // as existing (see README "Lifecycle"); nothing of the lifecycle may fail.
-    let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains("ERROR"))
-        .filter(|l| !l.contains("multiple primary keys for table") && !l.contains("_idx\" already exists"))
-        .map(String::from)
-        .collect();
-    assert!(errors.is_empty(), "pg_restore errors: {errors:#?}");
+    // Dated partitions carry their own indexes (see sql/partitions.sql), so
+    // nothing of the restore fails.
+    assert!(out.status.success(), "pg_restore: {}", String::from_utf8_lossy(&out.stderr));
 
     let mut su2 = dst.superuser();
     su2.batch_execute("SET TimeZone = 'UTC'").unwrap();
