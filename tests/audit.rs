@@ -144,10 +144,17 @@ fn a_failing_audit_write_aborts_the_change() {
     assert_eq!(sqlstate(&err), "23514", "{err:?}");
     app.batch_execute("ROLLBACK").unwrap();
     su.batch_execute("ALTER TABLE d5.audit_log DROP CONSTRAINT broken").unwrap();
-    // The chain's head cannot be written at commit: the commit fails.
-    su.batch_execute("ALTER TABLE d5.audit_chain_heads ADD CONSTRAINT broken CHECK (seq < 0) NOT VALID").unwrap();
+    // The chain's head cannot be written at commit (it is written with a
+    // transaction's first record, and at commit if more followed): the
+    // commit fails.
+    let head: i64 = su.query_one("SELECT seq FROM d5.audit_chain_heads WHERE tenant_id = $1", &[&t]).unwrap().get(0);
+    su.batch_execute(&format!(
+        "ALTER TABLE d5.audit_chain_heads ADD CONSTRAINT broken CHECK (seq <= {}) NOT VALID",
+        head + 1
+    ))
+    .unwrap();
     begin_as(&mut app, t);
-    app.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example')").unwrap();
+    app.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example'), ('b@acme.example')").unwrap();
     let err = app.batch_execute("COMMIT").unwrap_err();
     assert_eq!(sqlstate(&err), "23514", "{err:?}");
     let n: i64 = su.query_one("SELECT count(*) FROM d5.users", &[]).unwrap().get(0);

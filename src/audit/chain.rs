@@ -5,7 +5,8 @@
 //! until the transaction ends, because a seq handed to a transaction that
 //! later rolls back would leave a gap. Writers of different tenants lock
 //! different rows and never wait for each other. Within the transaction the
-//! head is kept in memory and written once, at pre-commit (`heads`).
+//! head is kept in memory (`heads`): written with the first record, and at
+//! pre-commit if more followed.
 
 use std::cell::RefCell;
 
@@ -48,6 +49,7 @@ struct Plans {
     lock_head: OwnedPreparedStatement,
     new_head: OwnedPreparedStatement,
     insert: OwnedPreparedStatement,
+    insert_and_store_head: OwnedPreparedStatement,
     store_head: OwnedPreparedStatement,
 }
 
@@ -67,6 +69,15 @@ const INSERT: &str = "INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash,
                                  row_count, rows_digest, detail)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
+/// The first record of a chain in a transaction also writes the head: a
+/// one-record transaction (the common case) then needs nothing at commit.
+const INSERT_AND_STORE_HEAD: &str = "WITH appended AS (
+       INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash, logged_at, txid, db_role, actor,
+                                 table_name, operation, row_pk, old_row, new_row, changed_cols,
+                                 row_count, rows_digest, detail)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17))
+     UPDATE d5.audit_chain_heads SET seq = $2, hash = $4 WHERE tenant_id OPERATOR(pg_catalog.=) $1";
+
 const STORE_HEAD: &str = "UPDATE d5.audit_chain_heads SET seq = $2, hash = $3
      WHERE tenant_id OPERATOR(pg_catalog.=) $1";
 
@@ -83,7 +94,8 @@ fn prepare() -> Plans {
         ];
         let types: Vec<_> = types.into_iter().map(Into::into).collect();
         let insert = spi(client.prepare_mut(INSERT, &types)).keep();
-        Plans { lock_head, new_head, insert, store_head }
+        let insert_and_store_head = spi(client.prepare_mut(INSERT_AND_STORE_HEAD, &types)).keep();
+        Plans { lock_head, new_head, insert, insert_and_store_head, store_head }
     })
 }
 
@@ -155,14 +167,14 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
             pg_sys::GetTopFullTransactionId().value as i64,
         )
     };
-    let (seq, hash) = with_plans(|plans| {
+    let (seq, hash, head_written) = with_plans(|plans| {
         let tenant = pgrx::Uuid::from_bytes(*rec.tenant_id.as_bytes());
-        let (last_seq, prev) = match heads::get(&rec.tenant_id) {
-            Some(head) => (head.seq, head.hash),
+        let (last_seq, prev, first_in_transaction) = match heads::get(&rec.tenant_id) {
+            Some(head) => (head.seq, head.hash, false),
             None => {
                 let (seq, hash) = lock_chain(plans, tenant);
                 heads::locked(rec.tenant_id, seq, hash);
-                (seq, hash)
+                (seq, hash, true)
             }
         };
         let seq = last_seq + 1;
@@ -206,12 +218,13 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
             rec.rows_digest.into(),
             jsonb_arg(rec.detail),
         ];
+        let plan = if first_in_transaction { &plans.insert_and_store_head } else { &plans.insert };
         Spi::connect_mut(|client| {
-            spi(client.update(&plans.insert, None, &args));
+            spi(client.update(plan, None, &args));
         });
-        (seq, hash)
+        (seq, hash, first_in_transaction)
     });
-    if heads::advance(rec.tenant_id, seq, hash) {
+    if heads::advance(rec.tenant_id, seq, hash, head_written) {
         store_heads(&[(rec.tenant_id, seq, hash)]);
     }
     seq

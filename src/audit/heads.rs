@@ -4,8 +4,8 @@
 //! in `d5.audit_chain_heads` (`SELECT … FOR UPDATE`, held until the
 //! transaction ends, so writers of one tenant are ordered and a rolled-back
 //! transaction leaves no gap). Every further record of that chain in the
-//! transaction takes seq and prev_hash from memory, and the row is written
-//! once, at pre-commit. Updating the row per record instead made every
+//! transaction takes seq and prev_hash from memory; the row is written with
+//! the first record and, if more followed, once more at pre-commit. Updating the row per record instead made every
 //! append walk all earlier versions of it: quadratic in the rows one
 //! transaction writes to one chain.
 //!
@@ -71,9 +71,10 @@ pub fn locked(tenant: uuid::Uuid, seq: i64, hash: [u8; 32]) {
     });
 }
 
-/// Moves `tenant`'s head to the record just appended. Returns true when the
-/// caller must write the head now (the transaction is already committing).
-pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32]) -> bool {
+/// Moves `tenant`'s head to the record just appended (`written`: the head
+/// row was updated with it). Returns true when the caller must write the
+/// head now (the transaction is already committing).
+pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32], written: bool) -> bool {
     let subxact = current_subxact();
     STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -87,8 +88,8 @@ pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32]) -> bool {
         }
         head.seq = seq;
         head.hash = hash;
-        head.dirty = !s.committing;
-        s.committing
+        head.dirty = !s.committing && !written;
+        s.committing && !written
     })
 }
 
