@@ -222,6 +222,13 @@ pub fn focus_csv(rng: &mut StdRng) -> String {
         out.push_str(&cells.join(","));
         out.push_str(if rng.gen_ratio(1, 20) { "\r\n" } else { "\n" });
     }
+    if rng.gen_ratio(1, 8) {
+        // No final newline, odd last bytes (",-0" once made the reader loop forever).
+        while out.ends_with(['\n', '\r']) {
+            out.pop();
+        }
+        out.push_str(pick(rng, &[",-0", ",\"#\"", ",\"a\"\"#b\"", ",\u{b}", "\"", ",", "-"]));
+    }
     if huge && rng.gen_bool(0.5) {
         out.push('"');
         out.push_str(&"z".repeat(3_000_000)); // unterminated quote spanning megabytes
