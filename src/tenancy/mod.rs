@@ -131,7 +131,11 @@ fn authorize(tenant: Uuid, token: Option<&str>) {
 /// Owned by the extension owner; grants nothing by itself.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn _authorize_tenant(tenant: Uuid, token: Option<&str>) {
+fn _authorize_tenant(tenant: Option<Uuid>, token: Option<&str>) {
+    // Callable directly by every d5 role: a NULL tenant must be 22023, not a
+    // pgrx "argument must not be null" panic (XX000); the function is not
+    // STRICT because token may be NULL.
+    let tenant = tenant.unwrap_or_else(|| raise(TenancyError::NullTenant));
     let status = spi(Spi::get_one_with_args::<String>(
         "SELECT (SELECT status FROM d5.tenants WHERE id = $1)",
         &[tenant.into()],

@@ -56,8 +56,7 @@ pub(crate) fn load8(b: &[u8], p: usize) -> Option<u64> {
 
 /// First index `>= p` of `b` whose byte is flagged by the SWAR mask function
 /// `f` (exact for the lowest flagged byte, see [`bytes_eq`]), or `b.len()`.
-/// The tail is handled with one overlapping load, so no per-byte loop runs
-/// unless the whole slice is shorter than 8 bytes.
+/// The last bytes (fewer than 8) are assembled into one padded word.
 #[inline(always)]
 pub(crate) fn swar_find(b: &[u8], mut p: usize, f: impl Fn(u64) -> u64) -> usize {
     let len = b.len();
@@ -71,19 +70,11 @@ pub(crate) fn swar_find(b: &[u8], mut p: usize, f: impl Fn(u64) -> u64) -> usize
     if p >= len {
         return len;
     }
-    if len >= 8 {
-        // Bytes q..p were already checked (and hold no match), mask them off.
-        let q = len - 8;
-        let skip = p - q;
-        if let Some(v) = load8(b, q) {
-            let m = f(v) & (!0u64 << (8 * skip));
-            if m != 0 {
-                return q + (m.trailing_zeros() / 8) as usize;
-            }
-        }
-        return len;
-    }
-    // Fewer than 8 bytes in total: assemble them, padded with `a`.
+    // Fewer than 8 bytes left: assemble them, padded above with `a`. (Not an
+    // overlapping load of the last 8 bytes with the bytes before `p` masked
+    // off afterwards: a match among those bytes borrows into the next byte
+    // and flags a false match there — the flag is exact only for the lowest
+    // match, and that one may lie before `p`.)
     let mut v = LO * u64::from(b'a');
     for (k, &c) in b.get(p..).unwrap_or_default().iter().enumerate() {
         let sh = 8 * k as u32;

@@ -1624,6 +1624,9 @@ fn swar_find_matches_naive_search() {
     use crate::focus::split::{bytes_eq, bytes_lt, swar_find};
     let alphabet = [
         b'a', b',', b'\n', b'\r', b'"', 0u8, 0x1f, 0x80, 0xff, b'\\', b'z', 0x7f,
+        // One above a searched byte: a borrow from a match just before the
+        // start once turned these into false matches (found by cargo fuzz).
+        b'-', 0x0b, 0x0e, b'#', b' ', b']', 0x01, 0x20,
     ];
     let mut rng = Rng(5);
     for _ in 0..50_000 {
@@ -1687,4 +1690,30 @@ fn reject_raw_line_truncation() {
     assert_eq!(r.raw_line_truncated(2), "a");
     assert_eq!(r.raw_line_truncated(3), "aé");
     assert_eq!(r.raw_line_truncated(0), "");
+}
+
+
+/// Found by cargo fuzz (focus_csv): a field starting in the last 8 bytes of
+/// the input right after a `,` or `"` was split at the wrong byte when the
+/// next byte was the searched byte + 1 (`-`, `#`): a row ending in `,-0`
+/// without a newline made the reader loop forever on empty records, and a
+/// last field `"#"` was refused as an unterminated quote.
+#[test]
+fn field_in_the_last_eight_bytes_after_a_separator() {
+    let input = format!("{HDR},ChargeDescription\n{BASE},\"#\"");
+    let (rows, rejects, _) = parse_all(&input);
+    assert_eq!((rows.len(), rejects.len()), (1, 0), "{rejects:?}");
+    assert_eq!(rows[0].get(Col::ChargeDescription), Some("#"));
+
+    let input = format!("{HDR},ChargeDescription\n{BASE},\"a\"\"#b\"");
+    let (rows, rejects, _) = parse_all(&input);
+    assert_eq!((rows.len(), rejects.len()), (1, 0), "{rejects:?}");
+    assert_eq!(rows[0].get(Col::ChargeDescription), Some("a\"#b"));
+
+    // (Before the fix this one never returned; the cases above fail first.)
+    let input = format!("{HDR},ChargeDescription\n{BASE},-0");
+    let (rows, rejects, summary) = parse_all(&input);
+    assert_eq!((rows.len(), rejects.len()), (1, 0), "{rejects:?}");
+    assert_eq!(rows[0].get(Col::ChargeDescription), Some("-0"));
+    assert_eq!(summary.rows_accepted, 1);
 }
