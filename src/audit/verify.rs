@@ -12,6 +12,7 @@ use pgrx::{JsonB, Uuid};
 use d5_core::audit::{parse_digest, ChainReport, ChainVerifier, DigestEntry, Disorder, ReorderingVerifier};
 
 use super::{heads, log_reader, AuditError};
+use crate::json_schema::jsonb::RawJsonb;
 use crate::error::{raise, spi};
 
 type ReportRow = (Uuid, i64, bool, Option<i64>, Option<String>);
@@ -35,7 +36,7 @@ fn verify_audit_chain(tenant: default!(Option<Uuid>, "NULL")) -> TableIterator<
 /// Like verify_audit_chain, and also checks every chain against a digest
 /// taken earlier: catches chains cut back or rewritten since.
 #[pg_extern(volatile, parallel_unsafe)]
-fn verify_audit_digest(digest: JsonB) -> TableIterator<
+fn verify_audit_digest(digest: RawJsonb) -> TableIterator<
     'static,
     (
         name!(tenant_id, Uuid),
@@ -45,7 +46,7 @@ fn verify_audit_digest(digest: JsonB) -> TableIterator<
         name!(reason, Option<String>),
     ),
 > {
-    let entries = parse_digest(&digest.0.to_string()).unwrap_or_else(|e| raise(AuditError::BadDigest(e.to_string())));
+    let entries = parse_digest(&digest.to_text()).unwrap_or_else(|e| raise(AuditError::BadDigest(e.to_string())));
     TableIterator::new(verify(None, &entries).into_iter().map(report_row))
 }
 

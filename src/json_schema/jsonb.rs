@@ -28,6 +28,21 @@ impl RawJsonb {
     pub fn from_datum(datum: pg_sys::Datum) -> Self {
         RawJsonb(datum)
     }
+
+    /// The document as `jsonb_out` prints it. Unlike pgrx's `JsonB`, which
+    /// re-parses it with serde_json and panics on what serde cannot hold
+    /// (numbers beyond f64, nesting past 128), this cannot fail.
+    pub fn to_text(&self) -> String {
+        let mut out_fn = pg_sys::Oid::INVALID;
+        let mut varlena = false;
+        // SAFETY: the datum is a jsonb argument of the current call;
+        // jsonb_out detoasts it and returns a palloc'd C string.
+        unsafe {
+            pg_sys::getTypeOutputInfo(pg_sys::JSONBOID, &mut out_fn, &mut varlena);
+            let text = pg_sys::OidOutputFunctionCall(out_fn, self.0);
+            std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
+    }
 }
 
 impl FromDatum for RawJsonb {

@@ -5,7 +5,7 @@
 //! registry, the per-backend cache and the Postgres boundary.
 
 mod cache;
-mod jsonb;
+pub mod jsonb;
 mod registry;
 pub(crate) mod trigger;
 

@@ -137,7 +137,10 @@ fn run_in_worker(run_id: i64, now: TimestampWithTimeZone) -> Result<(), Lifecycl
         pgrx::notice!("{a}");
     }
     let status =
-        spi(Spi::get_one_with_args::<String>("SELECT status FROM d5.maintenance_runs WHERE id = $1", &[run_id.into()]));
+        spi(Spi::get_one_with_args::<String>(
+        "SELECT (SELECT status FROM d5.maintenance_runs WHERE id = $1)",
+        &[run_id.into()],
+    ));
     match status.as_deref() {
         Some("running") | None => {
             // The worker died before closing its run; record that here.

@@ -42,7 +42,8 @@ impl RunArgs {
             self.database.to_u32(),
             self.owner.to_u32(),
             self.requester.to_u32(),
-            self.now,
+            // The bit pattern: `{:x}` of a negative i64 (before 2000) would not parse back.
+            self.now as u64,
             self.lock_timeout_ms,
             self.lock_retries,
             self.archive_tablespace
@@ -60,7 +61,7 @@ impl RunArgs {
             database: oid(it.next())?,
             owner: oid(it.next())?,
             requester: oid(it.next())?,
-            now: i64::from_str_radix(it.next()?, 16).ok()?,
+            now: u64::from_str_radix(it.next()?, 16).ok()? as i64,
             lock_timeout_ms: it.next()?.parse().ok()?,
             lock_retries: it.next()?.parse().ok()?,
             archive_tablespace: it.next().unwrap_or("").to_string(),
