@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use d5_core::focus::{
-    copy_column_list, write_bytes_field, write_copy_binary_row, FocusReader, Reject, COPY_BINARY_HEADER,
+    copy_column_list, truncate_at_char_boundary, write_bytes_field, write_copy_binary_row, FocusReader, Reject, COPY_BINARY_HEADER,
     COPY_BINARY_TRAILER,
 };
 use pgrx::prelude::*;
@@ -145,11 +145,7 @@ fn push_reject_values(r: &mut Rejects, line: u64, column: &str, reason: String, 
     r.lines.push(line as i64);
     r.columns.push(Some(column.to_string()));
     r.reasons.push(reason);
-    let mut end = values.len().min(MAX_REJECT_LINE_BYTES);
-    while !values.is_char_boundary(end) {
-        end -= 1;
-    }
-    r.raw.push(values[..end].to_string());
+    r.raw.push(truncate_at_char_boundary(values, MAX_REJECT_LINE_BYTES).to_string());
 }
 
 fn copy_columns() -> Vec<&'static str> {

@@ -130,12 +130,17 @@ impl<'a> Reject<'a> {
     /// unterminated quote can make a rejected record span the rest of the
     /// input, so store a bounded prefix.
     pub fn raw_line_truncated(&self, max_bytes: usize) -> &'a str {
-        let mut end = max_bytes.min(self.raw_line.len());
-        while !self.raw_line.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.raw_line.get(..end).unwrap_or("")
+        truncate_at_char_boundary(self.raw_line, max_bytes)
     }
+}
+
+/// The longest prefix of `s` of at most `max_bytes` that ends on a character.
+pub fn truncate_at_char_boundary(s: &str, max_bytes: usize) -> &str {
+    let mut end = max_bytes.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
 }
 
 /// `(billing_account_id, billing_period_start, billing_period_end)` of
