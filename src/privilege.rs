@@ -98,6 +98,29 @@ fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::Guc
     })
 }
 
+/// Sets `name = value` (a user-settable setting) inside the GUC level the
+/// caller already opened (with [`as_extension_owner`] or
+/// [`set_local_guc`]), so restoring that level undoes it too: one more
+/// setting without the cost of another level.
+pub fn set_in_open_level(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+    // SAFETY: as in set_local; settings cannot change in parallel mode.
+    unsafe {
+        if pg_sys::IsInParallelMode() {
+            return;
+        }
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}
+
 pub fn restore_gucs(level: Option<i32>) {
     if let Some(level) = level {
         // SAFETY: pops exactly the level opened by set_local_guc.

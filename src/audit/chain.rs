@@ -99,7 +99,12 @@ fn prepare() -> Plans {
     })
 }
 
+/// Runs `f` with the chain's statements, planned (and re-planned) for
+/// index access: `d5.audit_chain_heads` is small, so the planner would
+/// otherwise scan all of it, every version of every chain's head, to find
+/// one row. Callers run as the extension owner, inside its GUC level.
 fn with_plans<R>(f: impl FnOnce(&Plans) -> R) -> R {
+    crate::privilege::set_in_open_level(c"enable_seqscan", c"off");
     PLANS.with(|cell| {
         let mut plans = cell.borrow_mut();
         f(plans.get_or_insert_with(prepare))

@@ -30,22 +30,53 @@ pub fn from_text(json: &str) -> OwnedJsonb {
     OwnedJsonb { text: text_of(datum), datum }
 }
 
-/// jsonb of a whole row, as `to_jsonb(row)` would give.
+/// jsonb of a whole row: `to_jsonb(row)`, called directly so the row goes
+/// straight to jsonb (not through json text and a second parse).
 ///
 /// # Safety
 /// `tuple` and `desc` must describe the same valid heap tuple.
 pub unsafe fn from_row(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> OwnedJsonb {
-    // SAFETY: per the function contract; row_to_json reads the type from the
-    // composite datum header, so no fn_expr is needed.
+    // SAFETY: per the function contract; to_jsonb reads the row type from the
+    // composite datum header once its argument is known to be a record.
     unsafe {
         let composite = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
-        let json = pgrx::direct_function_call_as_datum(pg_sys::row_to_json, &[Some(composite)])
-            .unwrap_or(pg_sys::Datum::from(0));
-        let cstr = pg_sys::text_to_cstring(json.cast_mut_ptr());
-        let datum = pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(cstr))])
-            .unwrap_or(pg_sys::Datum::from(0));
+        let datum = pg_sys::FunctionCall1Coll(to_jsonb_of_record(), pg_sys::InvalidOid, composite);
         OwnedJsonb { text: text_of(datum), datum }
     }
+}
+
+/// `to_jsonb(anyelement)` with a call expression that says its argument is a
+/// record (to_jsonb asks its call site for the argument type). Made once per
+/// backend, in TopMemoryContext.
+fn to_jsonb_of_record() -> *mut pg_sys::FmgrInfo {
+    thread_local! {
+        static FLINFO: std::cell::Cell<*mut pg_sys::FmgrInfo> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+    }
+    FLINFO.with(|cell| {
+        if cell.get().is_null() {
+            // SAFETY: everything is allocated in TopMemoryContext and lives as
+            // long as the backend; fmgr_info resolves a built-in function.
+            unsafe {
+                let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+                let arg = pg_sys::makeNullConst(pg_sys::RECORDOID, -1, pg_sys::InvalidOid);
+                let args = pg_sys::lappend(std::ptr::null_mut(), arg.cast());
+                let call = pg_sys::makeFuncExpr(
+                    pg_sys::Oid::from(pg_sys::F_TO_JSONB),
+                    pg_sys::JSONBOID,
+                    args,
+                    pg_sys::InvalidOid,
+                    pg_sys::InvalidOid,
+                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                );
+                let flinfo = pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()).cast::<pg_sys::FmgrInfo>();
+                pg_sys::fmgr_info_cxt(pg_sys::Oid::from(pg_sys::F_TO_JSONB), flinfo, pg_sys::TopMemoryContext);
+                (*flinfo).fn_expr = call.cast();
+                pg_sys::MemoryContextSwitchTo(old);
+                cell.set(flinfo);
+            }
+        }
+        cell.get()
+    })
 }
 
 fn text_of(datum: pg_sys::Datum) -> String {

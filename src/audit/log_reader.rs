@@ -27,8 +27,28 @@ const BATCH_ROWS: std::ffi::c_long = 2_000;
 
 /// Calls `f` with each record of the query `COLUMNS || filter` and its stored hash.
 pub fn for_each(filter: &str, tenant: Option<uuid::Uuid>, mut f: impl FnMut(&AuditRecord<'_>, &[u8; 32])) {
-    let sql = std::ffi::CString::new(format!("{COLUMNS}{filter}"))
-        .unwrap_or_else(|_| raise(InternalError("audit query contains NUL".into())));
+    scan(&format!("{COLUMNS}{filter}"), tenant, |row| {
+        // SAFETY: the row comes from COLUMNS.
+        let (rec, stored) = unsafe { row.record() };
+        f(&rec, &stored);
+    });
+}
+
+/// The same columns with the jsonb ones left binary, for a reader that
+/// writes their text itself ([`Row::jsonb_bytes`]).
+const RAW_COLUMNS: &str = "SELECT tenant_id, seq, prev_hash, hash, logged_at, txid, db_role, actor, table_name,
+        operation, row_pk, old_row, new_row, changed_cols, row_count, rows_digest, detail
+   FROM d5.audit_log";
+
+/// Calls `f` with each row of `RAW_COLUMNS || filter`.
+pub fn for_each_raw(filter: &str, mut f: impl FnMut(&Row)) {
+    scan(&format!("{RAW_COLUMNS}{filter}"), None, |row| f(row));
+}
+
+/// Runs `sql` (one optional uuid parameter) through a cursor and calls `f`
+/// with each row, freeing each batch before the next.
+fn scan(sql: &str, tenant: Option<uuid::Uuid>, mut f: impl FnMut(&Row)) {
+    let sql = std::ffi::CString::new(sql).unwrap_or_else(|_| raise(InternalError("audit query contains NUL".into())));
     let tenant = tenant.map(|t| pgrx::Uuid::from_bytes(*t.as_bytes()));
     Spi::connect(|_client| {
         // SAFETY: SPI is connected for this closure; the portal, tuple tables
@@ -67,9 +87,7 @@ pub fn for_each(filter: &str, tenant: Option<uuid::Uuid>, mut f: impl FnMut(&Aud
                 let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
                 for i in 0..rows {
                     let tuple = *(*table).vals.add(i);
-                    let row = Row { tuple, desc: (*table).tupdesc };
-                    let (rec, stored) = row.record();
-                    f(&rec, &stored);
+                    f(&Row { tuple, desc: (*table).tupdesc });
                 }
                 pg_sys::MemoryContextSwitchTo(old);
                 pg_sys::MemoryContextReset(batch_cxt);
@@ -82,7 +100,7 @@ pub fn for_each(filter: &str, tenant: Option<uuid::Uuid>, mut f: impl FnMut(&Aud
 }
 
 /// One fetched row; borrows are valid until its batch is freed.
-struct Row {
+pub struct Row {
     tuple: pg_sys::HeapTuple,
     desc: pg_sys::TupleDesc,
 }
@@ -95,7 +113,7 @@ impl Row {
         (!isnull).then_some(d)
     }
 
-    unsafe fn bytes<'a>(&self, col: i32) -> Option<&'a [u8]> {
+    pub unsafe fn bytes<'a>(&self, col: i32) -> Option<&'a [u8]> {
         // SAFETY: the column is text or bytea; detoasting allocates in the
         // batch context, which outlives the borrow.
         unsafe {
@@ -115,27 +133,43 @@ impl Row {
         unsafe { self.bytes(col) }.map(|b| std::str::from_utf8(b).unwrap_or("\u{fffd}"))
     }
 
-    unsafe fn int8(&self, col: i32) -> Option<i64> {
+    pub unsafe fn int8(&self, col: i32) -> Option<i64> {
         // SAFETY: the column is int8 or timestamptz, both pass-by-value 8 bytes.
         unsafe { self.datum(col) }.map(|d| d.value() as i64)
     }
 
-    unsafe fn hash(&self, col: i32) -> [u8; 32] {
+    pub unsafe fn hash(&self, col: i32) -> [u8; 32] {
         // A stored hash of the wrong length matches nothing.
         // SAFETY: bytea column.
         unsafe { self.bytes(col) }.and_then(|b| b.try_into().ok()).unwrap_or([0xff; 32])
     }
 
+    /// The uuid in column `col` (nil when NULL).
+    pub unsafe fn uuid(&self, col: i32) -> uuid::Uuid {
+        // SAFETY: the column is a uuid: a pointer to 16 bytes.
+        unsafe {
+            self.datum(col)
+                .map(|d| uuid::Uuid::from_slice(std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), 16)).unwrap_or_default())
+                .unwrap_or_default()
+        }
+    }
+
+    /// A jsonb column's varlena, detoasted (decompressed or fetched) if
+    /// need be, header included.
+    pub unsafe fn jsonb_bytes<'a>(&self, col: i32) -> Option<&'a [u8]> {
+        // SAFETY: the column is jsonb; detoasting allocates in the batch
+        // context, which outlives the borrow.
+        unsafe {
+            let d = self.datum(col)?;
+            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            Some(std::slice::from_raw_parts(v.cast::<u8>(), pgrx::varlena::varsize_any(v)))
+        }
+    }
+
     unsafe fn record<'a>(&self) -> (AuditRecord<'a>, [u8; 32]) {
         // SAFETY: column numbers and types follow COLUMNS.
         unsafe {
-            let tenant_id = self
-                .datum(1)
-                .map(|d| {
-                    let bytes = std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), 16);
-                    uuid::Uuid::from_slice(bytes).unwrap_or_default()
-                })
-                .unwrap_or_default();
+            let tenant_id = self.uuid(1);
             let rec = AuditRecord {
                 tenant_id,
                 seq: self.int8(2).unwrap_or(0),

@@ -7,6 +7,7 @@ pub mod capture;
 pub mod chain;
 mod heads;
 mod log_reader;
+mod physical_pass;
 pub mod json;
 pub mod seal;
 pub mod verify;
@@ -99,9 +100,10 @@ fn _audit_event(
     operation: &str,
     row_count: Option<i64>,
     rows_digest: Option<&str>,
-    detail: Option<pgrx::JsonB>,
+    detail: Option<crate::json_schema::RawJsonb>,
 ) -> i64 {
-    let detail_text = detail.map(|d| d.0.to_string());
+    // jsonb_out text, not serde_json: numbers keep every digit.
+    let detail_text = detail.map(|d| d.to_text());
     append_event(&Event {
         tenant: tenant.map(|t| uuid::Uuid::from_bytes(*t.as_bytes())),
         table_name,

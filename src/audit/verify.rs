@@ -4,14 +4,14 @@
 //! tenant sees its own) and recompute every hash with `d5_core::audit`, the
 //! same code the offline verifier runs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 
-use d5_core::audit::{parse_digest, ChainReport, ChainVerifier, DigestEntry, Disorder, ReorderingVerifier};
+use d5_core::audit::{parse_digest, ChainReport, ChainVerifier, DigestEntry};
 
-use super::{heads, log_reader, AuditError};
+use super::{heads, log_reader, physical_pass, AuditError};
 use crate::json_schema::jsonb::RawJsonb;
 use crate::error::{raise, spi};
 
@@ -107,13 +107,20 @@ fn verify(tenant: Option<uuid::Uuid>, digest: &[DigestEntry]) -> Vec<ChainReport
     let mut reports: BTreeMap<uuid::Uuid, ChainReport> = BTreeMap::new();
     let ordered_chains: Vec<uuid::Uuid> = match tenant {
         Some(t) => vec![t],
-        None => {
-            let (done, redo) = verify_in_physical_order(&new_verifier);
-            for (t, (v, last_seq)) in done {
-                reports.insert(t, finish(v, last_seq, &heads));
+        None => match physical_pass::verify(&new_verifier) {
+            Some((done, redo)) => {
+                pgrx::debug1!(
+                    "d5 audit verification: {} chains verified in one pass in physical order, {} read again in seq order",
+                    done.len(),
+                    redo.len()
+                );
+                for (t, (v, last_seq)) in done {
+                    reports.insert(t, finish(v, last_seq, &heads));
+                }
+                redo.into_iter().collect()
             }
-            redo.into_iter().collect()
-        }
+            None => every_chain(),
+        },
     };
     for t in ordered_chains {
         if let Some((v, last_seq)) = verify_in_seq_order(t, new_verifier(t)) {
@@ -133,45 +140,12 @@ fn verify(tenant: Option<uuid::Uuid>, digest: &[DigestEntry]) -> Vec<ChainReport
     reports.into_values().collect()
 }
 
-/// A chain stops waiting for a missing seq when its buffer passes this; it
-/// is then read again by itself in seq order.
-const MAX_WAITING_BYTES: usize = 16 << 20;
-
-type Verified = BTreeMap<uuid::Uuid, (ChainVerifier, i64)>;
-
-/// One pass in physical order: the chains it verified, and those to read
-/// again in seq order.
-fn verify_in_physical_order(new_verifier: &dyn Fn(uuid::Uuid) -> ChainVerifier) -> (Verified, BTreeSet<uuid::Uuid>) {
-    let mut chains: HashMap<uuid::Uuid, ReorderingVerifier> = HashMap::new();
-    let mut redo: BTreeSet<uuid::Uuid> = BTreeSet::new();
-    // A synchronized scan may start mid-table, far from seq order.
-    let level = crate::privilege::set_local_guc(c"synchronize_seqscans", c"off");
-    log_reader::for_each(log_reader::PHYSICAL_ORDER, None, |rec, stored| {
-        if redo.contains(&rec.tenant_id) {
-            return;
-        }
-        let chain = chains
-            .entry(rec.tenant_id)
-            .or_insert_with(|| ReorderingVerifier::new(new_verifier(rec.tenant_id), rec.seq));
-        if chain.feed(rec, stored).is_err() || chain.waiting_bytes() > MAX_WAITING_BYTES {
-            chains.remove(&rec.tenant_id);
-            redo.insert(rec.tenant_id);
-        }
-    });
-    crate::privilege::restore_gucs(level);
-    let mut done = Verified::new();
-    for (t, chain) in chains {
-        let last_seq = chain.last_seq();
-        match chain.into_verifier() {
-            Ok(v) => {
-                done.insert(t, (v, last_seq));
-            }
-            Err(Disorder) => {
-                redo.insert(t);
-            }
-        }
-    }
-    (done, redo)
+/// Every chain the caller can read.
+fn every_chain() -> Vec<uuid::Uuid> {
+    Spi::connect(|client| {
+        let rows = spi(client.select("SELECT DISTINCT tenant_id FROM d5.audit_log", None, &[]));
+        rows.filter_map(|row| spi(row.get::<Uuid>(1)).map(to_core)).collect()
+    })
 }
 
 /// One chain read in seq order; None if it has no records.

@@ -51,6 +51,18 @@ pub fn connect(db: &str, user: &str) -> Client {
         .unwrap_or_else(|e| panic!("connect {user}@{db}: {e}"))
 }
 
+/// A connection that keeps every notice and log message the server sends it.
+pub fn connect_keeping_notices(db: &str, user: &str) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let c = cluster();
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&kept);
+    let mut config: postgres::Config =
+        format!("host={} port={} user={user} dbname={db}", c.host, c.port).parse().expect("connection string");
+    config.notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()));
+    let client = config.connect(NoTls).unwrap_or_else(|e| panic!("connect {user}@{db}: {e}"));
+    (client, kept)
+}
+
 /// A database of its own with `CREATE EXTENSION d5_storage`, dropped at the end.
 pub struct TestDb {
     pub name: String,

@@ -4,6 +4,7 @@
 //! library exists so integration tests can forge and re-hash export lines.
 
 pub mod export;
+mod pipeline;
 pub mod generate;
 pub mod timestamp;
 
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::BufRead;
 
-use d5_core::audit::{record_hash, ChainReport, ChainVerifier, DigestEntry};
+use d5_core::audit::{ChainReport, ChainVerifier, DigestEntry};
 use uuid::Uuid;
 
 /// Malformed or unreadable input (exit status 2), naming the line.
@@ -39,8 +40,12 @@ impl std::error::Error for InputError {}
 /// (filtered by `tenant`) is checked against its chain, and a chain in the
 /// digest but absent from the export is reported. Reports are sorted by
 /// tenant_id (the system chain, nil UUID, first).
-pub fn verify_export<R: BufRead>(
-    mut reader: R,
+///
+/// Parsing and hashing, nearly all the work, run on every core: a reader
+/// thread cuts the input into chunks of whole lines, workers parse and hash
+/// them, and the chains are checked here, chunk by chunk in input order.
+pub fn verify_export<R: BufRead + Send>(
+    reader: R,
     tenant: Option<Uuid>,
     digest: &[DigestEntry],
 ) -> Result<Vec<ChainReport>, InputError> {
@@ -56,43 +61,11 @@ pub fn verify_export<R: BufRead>(
     };
 
     let mut chains: HashMap<Uuid, ChainVerifier> = HashMap::new();
-    let mut buf = String::with_capacity(4096);
-    let mut line_no: u64 = 0;
-    loop {
-        buf.clear();
-        line_no += 1;
-        let read = reader.read_line(&mut buf).map_err(|e| InputError {
-            line: line_no,
-            message: format!("cannot read the export: {e}"),
-        })?;
-        if read == 0 {
-            break;
-        }
-        let line = buf.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| InputError { line: line_no, message };
-        let row = export::parse_line(line).map_err(bad)?;
-        let (rec, stored) = row.to_record().map_err(bad)?;
-        if !wanted(&rec.tenant_id) {
-            continue;
-        }
-        let verifier = chains.entry(rec.tenant_id).or_insert_with(|| new_verifier(rec.tenant_id));
-        if !verifier.is_ok_so_far() {
-            let _ = verifier.push_prehashed(&rec, &stored, &stored); // only counts
-            continue;
-        }
-        let computed = record_hash(&rec);
+    pipeline::hashed_lines(reader, &wanted, |line| {
+        let verifier = chains.entry(line.tenant_id).or_insert_with(|| new_verifier(line.tenant_id));
         // A chain failure is reported in the table, not as an error.
-        let _ = if computed == stored {
-            verifier.push_prehashed(&rec, &stored, &computed)
-        } else if let Some(alt) = export::resolve_jsonb_null(&rec, &stored) {
-            verifier.push_prehashed(&alt, &stored, &stored)
-        } else {
-            verifier.push_prehashed(&rec, &stored, &computed)
-        };
-    }
+        let _ = verifier.push_link(&line.link(), &line.stored, &line.computed);
+    })?;
 
     for &t in heads.keys() {
         chains.entry(t).or_insert_with(|| new_verifier(t));

@@ -93,8 +93,8 @@ fn run_verify(args: &[String]) -> Result<ExitCode, Fatal> {
         None => Vec::new(),
     };
 
-    let reader: Box<dyn BufRead> = if log == "-" {
-        Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock()))
+    let reader: Box<dyn BufRead + Send> = if log == "-" {
+        Box::new(BufReader::with_capacity(1 << 20, io::stdin()))
     } else {
         let file = File::open(log).map_err(|e| Fatal(format!("--log {log}: {e}")))?;
         Box::new(BufReader::with_capacity(1 << 20, file))

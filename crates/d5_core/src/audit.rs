@@ -66,6 +66,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 mod digest;
+pub mod jsonb_text;
 mod reorder;
 mod verify;
 
@@ -74,7 +75,7 @@ mod tests;
 
 pub use digest::{parse_digest, DigestEntry, DigestError, DIGEST_FORMAT};
 pub use reorder::{Disorder, ReorderingVerifier};
-pub use verify::{ChainBroken, ChainReport, ChainVerifier};
+pub use verify::{ChainBroken, ChainReport, ChainVerifier, Link};
 
 /// Domain-separation prefix of canonical encoding v1.
 pub const ENCODING_V1_PREFIX: &[u8; 12] = b"d5-audit-v1\n";

@@ -44,6 +44,23 @@ struct Problem {
     reason: String,
 }
 
+/// What the chain checks read of a record besides its hashes: where it sits
+/// in the chain, and (for a seal) what it anchors.
+#[derive(Debug, Clone, Copy)]
+pub struct Link<'a> {
+    pub tenant_id: Uuid,
+    pub seq: i64,
+    pub prev_hash: [u8; 32],
+    pub operation: &'a str,
+    pub detail: Option<&'a str>,
+}
+
+impl<'a> Link<'a> {
+    pub fn of(rec: &AuditRecord<'a>) -> Self {
+        Link { tenant_id: rec.tenant_id, seq: rec.seq, prev_hash: rec.prev_hash, operation: rec.operation, detail: rec.detail }
+    }
+}
+
 /// Verifies one chain fed record by record in ascending seq order.
 ///
 /// Reports only the first problem. Problems found while streaming (hash
@@ -124,6 +141,13 @@ impl ChainVerifier {
         stored_hash: &[u8; 32],
         computed_hash: &[u8; 32],
     ) -> Result<(), ChainBroken> {
+        self.push_link(&Link::of(rec), stored_hash, computed_hash)
+    }
+
+    /// Like [`push_prehashed`](Self::push_prehashed), from only the fields
+    /// the chain checks need: for callers that hash records elsewhere (on
+    /// other threads) and keep just this much of each.
+    pub fn push_link(&mut self, rec: &Link<'_>, stored_hash: &[u8; 32], computed_hash: &[u8; 32]) -> Result<(), ChainBroken> {
         self.records += 1;
         if self.fault.is_some() {
             return Err(ChainBroken);
@@ -137,7 +161,7 @@ impl ChainVerifier {
         }
     }
 
-    fn check(&mut self, rec: &AuditRecord<'_>, stored: &[u8; 32], computed: &[u8; 32]) -> Result<(), Problem> {
+    fn check(&mut self, rec: &Link<'_>, stored: &[u8; 32], computed: &[u8; 32]) -> Result<(), Problem> {
         let seq = rec.seq;
         let bad = |reason: String| Err(Problem { seq, reason });
         if rec.tenant_id != self.tenant_id {
