@@ -85,9 +85,17 @@ fn scan(sql: &str, tenant: Option<uuid::Uuid>, mut f: impl FnMut(&Row)) {
                     break;
                 }
                 let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
+                let desc = (*table).tupdesc;
+                if (*desc).natts as usize > MAX_COLUMNS {
+                    raise(InternalError("audit query returns too many columns".into()));
+                }
+                let mut row = Row { values: [pg_sys::Datum::from(0); MAX_COLUMNS], nulls: [true; MAX_COLUMNS] };
                 for i in 0..rows {
-                    let tuple = *(*table).vals.add(i);
-                    f(&Row { tuple, desc: (*table).tupdesc });
+                    // One pass over the tuple for every column: reading the
+                    // columns one by one would walk it from the start each
+                    // time past the first variable-width one.
+                    pg_sys::heap_deform_tuple(*(*table).vals.add(i), desc, row.values.as_mut_ptr(), row.nulls.as_mut_ptr());
+                    f(&row);
                 }
                 pg_sys::MemoryContextSwitchTo(old);
                 pg_sys::MemoryContextReset(batch_cxt);
@@ -101,16 +109,17 @@ fn scan(sql: &str, tenant: Option<uuid::Uuid>, mut f: impl FnMut(&Row)) {
 
 /// One fetched row; borrows are valid until its batch is freed.
 pub struct Row {
-    tuple: pg_sys::HeapTuple,
-    desc: pg_sys::TupleDesc,
+    values: [pg_sys::Datum; MAX_COLUMNS],
+    nulls: [bool; MAX_COLUMNS],
 }
+
+const MAX_COLUMNS: usize = 32;
 
 impl Row {
     unsafe fn datum(&self, col: i32) -> Option<pg_sys::Datum> {
-        let mut isnull = false;
-        // SAFETY: col is a column of COLUMNS and the tuple matches desc.
-        let d = unsafe { pg_sys::heap_getattr(self.tuple, col, self.desc, &mut isnull) };
-        (!isnull).then_some(d)
+        // Columns are numbered from 1, as in SQL.
+        let i = col as usize - 1;
+        (!self.nulls[i]).then_some(self.values[i])
     }
 
     pub unsafe fn bytes<'a>(&self, col: i32) -> Option<&'a [u8]> {

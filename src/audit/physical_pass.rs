@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc;
 
-use d5_core::audit::jsonb_text::jsonb_text;
+use d5_core::audit::jsonb_text::append_varlena_text;
 use d5_core::audit::{AuditRecord, ChainVerifier, Disorder, ReorderingVerifier};
 
 use super::chain::PG_EPOCH_OFFSET_MICROS;
@@ -127,12 +127,9 @@ impl Chains<'_> {
         for (i, field) in raw.jsonbs.iter().enumerate() {
             self.json[i].clear();
             if let Some(bytes) = batch.get(*field) {
-                match jsonb_text(bytes) {
-                    Some(t) => self.json[i] = t,
-                    None => {
-                        self.give_up(tenant);
-                        return;
-                    }
+                if append_varlena_text(bytes, &mut self.json[i]).is_none() {
+                    self.give_up(tenant);
+                    return;
                 }
             }
         }

@@ -30,22 +30,31 @@ const JENTRY_ISCONTAINER: u32 = 0x5000_0000;
 const MAX_DEPTH: usize = 256;
 
 /// Appends the `jsonb_out` text of `container` (a jsonb value without its
-/// varlena header) to `out`. On `None`, `out` holds a partial text.
+/// varlena header) to `out`. On `None`, `out` is left as it was.
 pub fn append_jsonb_text(container: &[u8], out: &mut String) -> Option<()> {
-    let mut bytes = std::mem::take(out).into_bytes();
-    let done = container_text(container, &mut bytes, 0);
-    // Only valid UTF-8 reaches `bytes`: strings are checked before copying.
-    *out = String::from_utf8(bytes).ok()?;
+    let before = out.len();
+    // SAFETY: only UTF-8 is appended: ASCII punctuation, digits and keywords,
+    // and string bytes that escape_string checked; on failure the partial
+    // text is cut off again at the old length, a char boundary.
+    let bytes = unsafe { out.as_mut_vec() };
+    let done = container_text(container, bytes, 0);
+    if done.is_none() {
+        bytes.truncate(before);
+    }
     done
 }
 
 /// The `jsonb_out` text of a varlena jsonb datum's bytes (1- or 4-byte
 /// header, neither compressed nor external).
 pub fn jsonb_text(varlena: &[u8]) -> Option<String> {
-    let body = varlena_body(varlena)?;
-    let mut out = String::with_capacity(body.len() + body.len() / 4);
-    append_jsonb_text(body, &mut out)?;
+    let mut out = String::with_capacity(varlena.len() + varlena.len() / 4);
+    append_varlena_text(varlena, &mut out)?;
     Some(out)
+}
+
+/// [`jsonb_text`] into a buffer the caller reuses.
+pub fn append_varlena_text(varlena: &[u8], out: &mut String) -> Option<()> {
+    append_jsonb_text(varlena_body(varlena)?, out)
 }
 
 /// The bytes after a plain (uncompressed, inline) varlena header.
@@ -90,103 +99,122 @@ fn container_text(c: &[u8], out: &mut Vec<u8>, depth: usize) -> Option<()> {
         return None;
     }
     let entry = |i: usize| read_u32(c, 4 + 4 * i);
-    // Offsets of every child, as getJsonbOffset computes them.
-    let mut offsets = Vec::with_capacity(entries + 1);
-    let mut offset: u32 = 0;
-    for i in 0..entries {
-        offsets.push(offset);
+    // Where child i ends, given where child i - 1 ended (getJsonbOffset).
+    let end_of = |i: usize, prev_end: usize| -> Option<usize> {
         let e = entry(i)?;
-        let field = e & JENTRY_OFFLENMASK;
-        offset = if e & JENTRY_HAS_OFF != 0 { field } else { offset.checked_add(field)? };
-    }
-    offsets.push(offset);
-    let child = |i: usize| -> Option<(u32, &[u8])> {
-        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let field = (e & JENTRY_OFFLENMASK) as usize;
+        Some(if e & JENTRY_HAS_OFF != 0 { field } else { prev_end.checked_add(field)? })
+    };
+    // Child i: its type and bytes, from where it starts (the previous end).
+    let child = |i: usize, start: usize| -> Option<(u32, &[u8], usize)> {
+        let end = end_of(i, start)?;
         if start > end {
             return None;
         }
-        Some((entry(i)? & JENTRY_TYPEMASK, c.get(base + start..base + end)?))
+        Some((entry(i)? & JENTRY_TYPEMASK, c.get(base + start..base + end)?, end))
     };
-    // INTALIGN of an offset counted from `base`, which is itself 4-aligned.
-    let aligned = |i: usize, data: &'_ [u8]| -> Option<usize> {
-        let start = offsets[i] as usize;
+    // Numerics and containers start INTALIGN'd from `base` (itself 4-aligned);
+    // the padding is counted in the child's length.
+    let aligned = |start: usize, data: &'_ [u8]| -> Option<usize> {
         let pad = start.next_multiple_of(4) - start;
         (pad <= data.len()).then_some(pad)
     };
-    let value = |i: usize, out: &mut Vec<u8>| -> Option<()> {
-        let (kind, data) = child(i)?;
+    // Writes child i (starting at `start`) and returns where it ends.
+    let value = |i: usize, start: usize, out: &mut Vec<u8>| -> Option<usize> {
+        let (kind, data, end) = child(i, start)?;
         match kind {
-            JENTRY_ISSTRING => escape_string(data, out),
-            JENTRY_ISNUMERIC => numeric_text(&data[aligned(i, data)?..], out),
-            JENTRY_ISBOOL_FALSE => Some(out.extend_from_slice(b"false")),
-            JENTRY_ISBOOL_TRUE => Some(out.extend_from_slice(b"true")),
-            JENTRY_ISNULL => Some(out.extend_from_slice(b"null")),
-            JENTRY_ISCONTAINER => container_text(&data[aligned(i, data)?..], out, depth + 1),
-            _ => None,
+            JENTRY_ISSTRING => escape_string(data, out)?,
+            JENTRY_ISNUMERIC => numeric_text(&data[aligned(start, data)?..], out)?,
+            JENTRY_ISBOOL_FALSE => out.extend_from_slice(b"false"),
+            JENTRY_ISBOOL_TRUE => out.extend_from_slice(b"true"),
+            JENTRY_ISNULL => out.extend_from_slice(b"null"),
+            JENTRY_ISCONTAINER => container_text(&data[aligned(start, data)?..], out, depth + 1)?,
+            _ => return None,
         }
+        Some(end)
     };
     if header & JB_FSCALAR != 0 {
         // A bare scalar is stored as a one-element array and printed alone.
-        if !array || count != 1 {
+        if !array || count != 1 || child(0, 0)?.0 == JENTRY_ISCONTAINER {
             return None;
         }
-        let (kind, _) = child(0)?;
-        if kind == JENTRY_ISCONTAINER {
-            return None;
-        }
-        return value(0, out);
+        return value(0, 0, out).map(|_| ());
     }
     if object {
+        // Keys come first, then the values in the same order.
+        let mut values_start = 0;
+        for i in 0..count {
+            values_start = end_of(i, values_start)?;
+        }
+        let (mut key_at, mut value_at) = (0, values_start);
         out.push(b'{');
         for i in 0..count {
             if i > 0 {
                 out.extend_from_slice(b", ");
             }
-            let (kind, key) = child(i)?;
+            let (kind, key, key_end) = child(i, key_at)?;
             if kind != JENTRY_ISSTRING {
                 return None;
             }
             escape_string(key, out)?;
             out.extend_from_slice(b": ");
-            value(count + i, out)?;
+            value_at = value(count + i, value_at, out)?;
+            key_at = key_end;
         }
         out.push(b'}');
     } else {
+        let mut at = 0;
         out.push(b'[');
         for i in 0..count {
             if i > 0 {
                 out.extend_from_slice(b", ");
             }
-            value(i, out)?;
+            at = value(i, at, out)?;
         }
         out.push(b']');
     }
     Some(())
 }
 
-/// escape_json: a quoted string with `"`, `\` and control characters escaped.
+/// Bytes escape_json does not copy as they are: `"`, `\` and controls.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// escape_json: a quoted string with `"`, `\` and control characters
+/// escaped. `None` if the bytes are not UTF-8.
 fn escape_string(s: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    std::str::from_utf8(s).ok()?;
+    if !s.is_ascii() {
+        std::str::from_utf8(s).ok()?;
+    }
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let mut plain = 0;
     for (i, &b) in s.iter().enumerate() {
-        let escaped: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
+        if !NEEDS_ESCAPE[b as usize] {
+            continue;
+        }
         out.extend_from_slice(&s[plain..i]);
-        if escaped.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
-        } else {
-            out.extend_from_slice(escaped);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+            }
         }
         plain = i + 1;
     }
