@@ -1,35 +1,86 @@
 //! Feeding already-validated rows to Postgres' own COPY FROM machinery
 //! (BeginCopyFrom/CopyFrom with a callback source), which routes rows to
 //! partitions and batches the inserts — the fast path behind ingest_focus.
+//! Rows are produced as COPY asks for them, so only a small window of the
+//! encoded batch exists at any time.
 
 use std::cell::RefCell;
 use std::ffi::CString;
 
 use pgrx::pg_sys;
 
-thread_local! {
-    /// COPY's callback source has no user pointer: the bytes it reads live here
-    /// for the duration of one `copy_text_into` call.
-    static SOURCE: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+/// Produces the COPY stream a piece at a time: appends the next bytes to
+/// the buffer and returns false once it has appended the last (the trailer).
+pub type Fill<'a> = dyn FnMut(&mut Vec<u8>) -> bool + 'a;
+
+/// COPY's callback source has no user pointer: the producer of one
+/// `copy_binary_stream_into` call and its pending bytes live here.
+struct Source {
+    fill: *mut Fill<'static>,
+    pending: Vec<u8>,
+    pos: usize,
+    finished: bool,
 }
 
-unsafe extern "C-unwind" fn read_source(outbuf: *mut std::ffi::c_void, _minread: i32, maxread: i32) -> i32 {
+thread_local! {
+    static SOURCE: RefCell<Option<Source>> = const { RefCell::new(None) };
+}
+
+/// Clears the source however the COPY ends (an error unwinds through here).
+struct SourceGuard;
+
+impl Drop for SourceGuard {
+    fn drop(&mut self) {
+        SOURCE.with(|s| *s.borrow_mut() = None);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn read_source(outbuf: *mut std::ffi::c_void, minread: i32, maxread: i32) -> i32 {
     SOURCE.with(|s| {
-        let mut s = s.borrow_mut();
-        let (data, pos) = &mut *s;
-        let n = (data.len() - *pos).min(maxread.max(0) as usize);
-        // SAFETY: COPY hands us a buffer of at least `maxread` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr().add(*pos), outbuf.cast::<u8>(), n) };
-        *pos += n;
-        n as i32
+        let mut guard = s.borrow_mut();
+        let Some(src) = guard.as_mut() else { return 0 };
+        let want = maxread.max(0) as usize;
+        let mut written = 0usize;
+        // COPY wants at least `minread` bytes unless the stream has ended.
+        while written < want {
+            if src.pos == src.pending.len() {
+                if src.finished {
+                    break;
+                }
+                src.pending.clear();
+                src.pos = 0;
+                // SAFETY: `fill` points at the producer borrowed for the
+                // duration of the copy_binary_stream_into call running now.
+                src.finished = !unsafe { (*src.fill)(&mut src.pending) };
+                continue;
+            }
+            let n = (src.pending.len() - src.pos).min(want - written);
+            // SAFETY: COPY hands us a buffer of at least `maxread` bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.pending.as_ptr().add(src.pos), outbuf.cast::<u8>().add(written), n)
+            };
+            src.pos += n;
+            written += n;
+            if written >= minread.max(1) as usize {
+                break;
+            }
+        }
+        written as i32
     })
 }
 
-/// Runs `COPY <relation> (<columns>) FROM <data> (FORMAT binary)` and returns
-/// the number of rows stored. `data` is consumed; it holds the binary
-/// header, the rows and the trailer.
-pub fn copy_binary_into(relation: pg_sys::Oid, columns: &[&str], data: Vec<u8>) -> u64 {
-    SOURCE.with(|s| *s.borrow_mut() = (data, 0));
+/// Runs `COPY <relation> (<columns>) FROM <stream> (FORMAT binary)` and
+/// returns the number of rows stored. `fill` produces the stream (binary
+/// header, rows, trailer) as COPY reads it, so the whole batch is never
+/// held in memory at once.
+pub fn copy_binary_stream_into(relation: pg_sys::Oid, columns: &[&str], fill: &mut Fill<'_>) -> u64 {
+    // SAFETY: the lifetime is erased only for the thread-local; the guard
+    // clears it before this function returns or unwinds, so the producer is
+    // never called after its borrow ends.
+    let fill: *mut Fill<'static> = unsafe { std::mem::transmute::<*mut Fill<'_>, *mut Fill<'static>>(fill) };
+    SOURCE.with(|s| *s.borrow_mut() = Some(Source { fill, pending: Vec::with_capacity(1 << 16), pos: 0, finished: false }));
+    let _clear = SourceGuard;
     let names: Vec<CString> = columns.iter().map(|c| CString::new(*c).unwrap_or_default()).collect();
     // SAFETY: mirrors DoCopy() for COPY FROM: a parse state whose range table
     // holds the target relation (CopyFrom initialises its result relation
@@ -69,6 +120,5 @@ pub fn copy_binary_into(relation: pg_sys::Oid, columns: &[&str], data: Vec<u8>) 
         pg_sys::CommandCounterIncrement();
         processed
     };
-    SOURCE.with(|s| *s.borrow_mut() = (Vec::new(), 0));
     processed
 }

@@ -16,7 +16,7 @@ use d5_core::focus::{
 use pgrx::prelude::*;
 use pgrx::Uuid;
 
-use super::copy::copy_binary_into;
+use super::copy::{copy_binary_stream_into, Fill};
 use super::CostError;
 use crate::audit::{append_event, Event};
 use crate::error::{raise, spi};
@@ -24,6 +24,8 @@ use crate::privilege::as_extension_owner;
 use crate::tenancy::context;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// Encoded rows handed to COPY at a time.
+const STREAM_WINDOW_BYTES: usize = 1 << 16;
 /// A rejected row keeps at most this much of its raw text.
 const MAX_REJECT_LINE_BYTES: usize = 2000;
 
@@ -56,45 +58,62 @@ pub fn ingest(cloud_account: Uuid, rows: &str, format: &str) -> Outcome {
         write_bytes_field(id.as_bytes(), &mut prefix);
     }
 
-    // Parse everything first: the COPY buffer (binary format, so the server
-    // does not parse the values again), the rejects, the touched days.
-    let mut copy = Vec::with_capacity(rows.len() + rows.len() / 4);
-    copy.extend_from_slice(COPY_BINARY_HEADER);
-    let mut copied = 0usize;
+    // The file is parsed while COPY reads it: rows are encoded in COPY's
+    // binary format (so the server does not parse the values again) a small
+    // window at a time; rejects and touched days are collected on the way.
     let mut days = BTreeSet::new();
     let mut rejects = Rejects { lines: vec![], columns: vec![], reasons: vec![], raw: vec![] };
-    while let Some(next) = reader.next_row() {
-        match next {
-            Ok(row) => match write_copy_binary_row(row, &prefix, 3, &mut copy) {
-                Ok(()) => {
-                    copied += 1;
-                    days.insert(row.charge_period_start_micros().div_euclid(MICROS_PER_DAY));
+    let outcome = as_extension_owner(|| {
+        let mut header_sent = false;
+        let mut produce = |out: &mut Vec<u8>| -> bool {
+            if !header_sent {
+                out.extend_from_slice(COPY_BINARY_HEADER);
+                header_sent = true;
+            }
+            while out.len() < STREAM_WINDOW_BYTES {
+                match reader.next_row() {
+                    Some(Ok(row)) => match write_copy_binary_row(row, &prefix, 3, out) {
+                        Ok(()) => {
+                            days.insert(row.charge_period_start_micros().div_euclid(MICROS_PER_DAY));
+                        }
+                        Err((col, _)) => push_reject_values(
+                            &mut rejects,
+                            row.line_number(),
+                            col.name(),
+                            format!("{}: number is too large for numeric", col.name()),
+                            row.copy_text_str(),
+                        ),
+                    },
+                    Some(Err(reject)) => push_reject(&mut rejects, &reject),
+                    None => {
+                        out.extend_from_slice(COPY_BINARY_TRAILER);
+                        return false;
+                    }
                 }
-                Err((col, _)) => push_reject_values(
-                    &mut rejects,
-                    row.line_number(),
-                    col.name(),
-                    format!("{}: number is too large for numeric", col.name()),
-                    row.copy_text_str(),
-                ),
-            },
-            Err(reject) => push_reject(&mut rejects, &reject),
-        }
-    }
-    copy.extend_from_slice(COPY_BINARY_TRAILER);
-    let summary = reader.finish();
+            }
+            true
+        };
+        let had_rows = account_has_rows(tenant, cloud_account);
+        let inserted = copy_without_account_checks(&mut produce);
+        drop(produce);
+        let summary = reader.finish();
+        // After the insert, so the file needs one pass; this batch's own rows
+        // are kept by their batch id. Readers see neither until commit. An
+        // account's first load has nothing to replace.
+        let (replaced, replaced_days) = if had_rows {
+            delete_replaced_periods(tenant, cloud_account, batch_id, &summary.billing_periods)
+        } else {
+            (0, vec![])
+        };
+        days.extend(replaced_days);
+        record_batch(tenant, cloud_account, batch_id, inserted, &rejects, replaced, &summary.ignored_columns, &summary.digest);
+        queue_rollups(tenant, &days);
+        (Outcome { inserted, rejected: rejects.lines.len() as i64, replaced, batch_id }, summary)
+    });
+    let (outcome, summary) = outcome;
     if !summary.ignored_columns.is_empty() {
         pgrx::notice!("ignored columns not stored by d5: {}", summary.ignored_columns.join(", "));
     }
-
-    let outcome = as_extension_owner(|| {
-        let (replaced, replaced_days) = delete_replaced_periods(tenant, cloud_account, &summary.billing_periods);
-        days.extend(replaced_days);
-        let inserted = if copied == 0 { 0 } else { copy_without_account_checks(copy) };
-        record_batch(tenant, cloud_account, batch_id, inserted, &rejects, replaced, &summary.ignored_columns, &summary.digest);
-        queue_rollups(tenant, &days);
-        Outcome { inserted, rejected: rejects.lines.len() as i64, replaced, batch_id }
-    });
     let detail = serde_json::json!({
         "batch_id": batch_id.to_string(),
         "cloud_account_id": cloud_account.to_string(),
@@ -126,9 +145,9 @@ pub fn ingest(cloud_account: Uuid, rows: &str, format: &str) -> Outcome {
 /// cost a fifth of the ingest's CPU. COPY runs in `session_replication_role =
 /// replica`, the way `pg_restore --disable-triggers` loads checked data; the
 /// raw table has no other triggers, and the role is restored right after.
-fn copy_without_account_checks(copy: Vec<u8>) -> i64 {
+fn copy_without_account_checks(produce: &mut Fill<'_>) -> i64 {
     let level = crate::privilege::set_local_superuser_guc(c"session_replication_role", c"replica");
-    let inserted = copy_binary_into(raw_table(), &copy_columns(), copy) as i64;
+    let inserted = copy_binary_stream_into(raw_table(), &copy_columns(), produce) as i64;
     crate::privilege::restore_gucs(level);
     inserted
 }
@@ -177,11 +196,21 @@ fn lock_account(tenant: Uuid, account: Uuid) {
     ));
 }
 
-/// Deletes earlier rows of the billing periods this batch carries; returns
+/// Whether the account has any raw rows yet (one index probe).
+fn account_has_rows(tenant: Uuid, account: Uuid) -> bool {
+    spi(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM d5.cost_metrics_raw WHERE tenant_id = $1 AND cloud_account_id = $2)",
+        &[tenant.into(), account.into()],
+    ))
+    .unwrap_or(true)
+}
+
+/// Deletes earlier rows (other batches') of the billing periods this batch carries; returns
 /// how many, and the days they were on (their rollups must be redone).
 fn delete_replaced_periods(
     tenant: Uuid,
     account: Uuid,
+    batch: Uuid,
     periods: &BTreeSet<d5_core::focus::BillingPeriodKey>,
 ) -> (i64, Vec<i64>) {
     if periods.is_empty() {
@@ -197,10 +226,11 @@ fn delete_replaced_periods(
                  WHERE r.tenant_id = $1 AND r.cloud_account_id = $2
                    AND r.billing_account_id = p.account_id
                    AND r.billing_period_start = timestamptz 'epoch' + p.start_micros * interval '1 microsecond'
+                   AND r.ingest_batch_id <> $5
                  RETURNING floor(extract(epoch FROM r.charge_period_start) / 86400)::bigint AS day)
              SELECT day, count(*) FROM gone GROUP BY day",
             None,
-            &[tenant.into(), account.into(), ids.into(), starts.into()],
+            &[tenant.into(), account.into(), ids.into(), starts.into(), batch.into()],
         ));
         let mut total = 0;
         let mut days = vec![];
