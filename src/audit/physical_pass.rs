@@ -28,8 +28,10 @@ use super::log_reader::{self, Row};
 /// is then read again by itself in seq order.
 const MAX_WAITING_BYTES: usize = 16 << 20;
 
-/// Records per batch handed to the worker, and batches in flight.
+/// A batch goes to the worker at this many records or bytes, whichever
+/// comes first (large rows must not multiply the memory in flight).
 const BATCH_RECORDS: usize = 1_000;
+const BATCH_BYTES: usize = 8 << 20;
 const BATCHES_IN_FLIGHT: usize = 3;
 
 /// Chains verified by the pass (verifier, newest seq), and chains to verify
@@ -37,7 +39,7 @@ const BATCHES_IN_FLIGHT: usize = 3;
 pub type Outcome = (BTreeMap<uuid::Uuid, (ChainVerifier, i64)>, BTreeSet<uuid::Uuid>);
 
 /// Byte range in a batch's arena; `None` is SQL NULL.
-type Field = Option<(u32, u32)>;
+type Field = Option<(usize, usize)>;
 
 /// One row as copied out of Postgres: fixed columns, and ranges of the
 /// arena holding text columns (as UTF-8 bytes) and jsonb columns (varlena).
@@ -66,11 +68,11 @@ impl Batch {
         let bytes = bytes?;
         let start = self.arena.len();
         self.arena.extend_from_slice(bytes);
-        Some((start as u32, self.arena.len() as u32))
+        Some((start, self.arena.len()))
     }
 
     fn get(&self, field: Field) -> Option<&[u8]> {
-        field.map(|(a, b)| &self.arena[a as usize..b as usize])
+        field.map(|(a, b)| &self.arena[a..b])
     }
 
     /// Copies one row of `log_reader::for_each_raw`.
@@ -219,7 +221,7 @@ pub fn verify(new_verifier: &(dyn Fn(uuid::Uuid) -> ChainVerifier + Sync)) -> Op
                 return;
             }
             batch.push_row(row);
-            if batch.records.len() >= BATCH_RECORDS {
+            if batch.records.len() >= BATCH_RECORDS || batch.arena.len() >= BATCH_BYTES {
                 let next = spares.try_recv().unwrap_or_default();
                 worker_gone = to_worker.send(std::mem::replace(&mut batch, next)).is_err();
             }
