@@ -80,22 +80,10 @@ fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::Guc
     if unsafe { pg_sys::IsInParallelMode() } {
         return None;
     }
-    // SAFETY: NewGUCNestLevel/set_config_option with NUL-terminated strings;
-    // the GUC_ACTION_SAVE value is undone by AtEOXact_GUC for this level.
-    Some(unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            name.as_ptr(),
-            value.as_ptr(),
-            context,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pgrx::PgLogLevel::ERROR as i32,
-            false,
-        );
-        level
-    })
+    // SAFETY: opens a level that restore_gucs (or the abort) pops.
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    set_saved(name, value, context);
+    Some(level)
 }
 
 /// Sets `name = value` (a user-settable setting) inside the GUC level the
@@ -103,15 +91,22 @@ fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::Guc
 /// [`set_local_guc`]), so restoring that level undoes it too: one more
 /// setting without the cost of another level.
 pub fn set_in_open_level(name: &std::ffi::CStr, value: &std::ffi::CStr) {
-    // SAFETY: as in set_local; settings cannot change in parallel mode.
+    // SAFETY: reads backend state; settings cannot change in parallel mode.
+    if unsafe { pg_sys::IsInParallelMode() } {
+        return;
+    }
+    set_saved(name, value, pg_sys::GucContext::PGC_USERSET);
+}
+
+/// set_config_option with GUC_ACTION_SAVE: undone when the current GUC
+/// level is popped.
+fn set_saved(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::GucContext::Type) {
+    // SAFETY: NUL-terminated strings; errors are raised as Postgres errors.
     unsafe {
-        if pg_sys::IsInParallelMode() {
-            return;
-        }
         pg_sys::set_config_option(
             name.as_ptr(),
             value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
+            context,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
             true,
