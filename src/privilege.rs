@@ -86,18 +86,6 @@ fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::Guc
     Some(level)
 }
 
-/// Sets `name = value` (a user-settable setting) inside the GUC level the
-/// caller already opened (with [`as_extension_owner`] or
-/// [`set_local_guc`]), so restoring that level undoes it too: one more
-/// setting without the cost of another level.
-pub fn set_in_open_level(name: &std::ffi::CStr, value: &std::ffi::CStr) {
-    // SAFETY: reads backend state; settings cannot change in parallel mode.
-    if unsafe { pg_sys::IsInParallelMode() } {
-        return;
-    }
-    set_saved(name, value, pg_sys::GucContext::PGC_USERSET);
-}
-
 /// set_config_option with GUC_ACTION_SAVE: undone when the current GUC
 /// level is popped.
 fn set_saved(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::GucContext::Type) {

@@ -203,3 +203,166 @@ fn a_chain_verifies_in_physical_order_after_its_rows_were_moved_around() {
     assert!(!ok);
     assert_eq!(bad, Some(17));
 }
+
+#[test]
+fn repeatable_read_and_serializable_writers_chain_onto_records_committed_after_their_snapshot() {
+    // The chain's end is read under the newest snapshot: a transaction whose
+    // snapshot predates another writer's commit still appends after that
+    // record, instead of failing with a serialization error or forking.
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let mut su = db.superuser();
+    let (_, mut early) = db.login("d5_app");
+    let (_, mut other) = db.login("d5_app");
+    for (i, level) in ["REPEATABLE READ", "SERIALIZABLE"].into_iter().enumerate() {
+        early.batch_execute(&format!("BEGIN ISOLATION LEVEL {level}")).unwrap();
+        early.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+        // Takes the transaction's snapshot.
+        early.query("SELECT count(*) FROM d5.users", &[]).unwrap();
+        other.batch_execute("BEGIN").unwrap();
+        other.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+        other.execute("INSERT INTO d5.users (email) VALUES ($1)", &[&format!("other{i}@x.example")]).unwrap();
+        other.batch_execute("COMMIT").unwrap();
+        // Two records: the first writes the head with itself, the second at commit.
+        for n in 0..2 {
+            early
+                .execute("INSERT INTO d5.users (email) VALUES ($1)", &[&format!("early{i}.{n}@x.example")])
+                .unwrap_or_else(|e| panic!("{level} writer after a newer commit: {e}"));
+        }
+        early.batch_execute("COMMIT").unwrap_or_else(|e| panic!("{level} commit: {e}"));
+        assert_chain_ok(&mut su, t);
+    }
+    let order: Vec<String> = su
+        .query(
+            "SELECT new_row->>'email' FROM d5.audit_log WHERE tenant_id = $1 AND table_name = 'd5.users' ORDER BY seq",
+            &[&t],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        order,
+        ["other0@x.example", "early0.0@x.example", "early0.1@x.example", "other1@x.example", "early1.0@x.example", "early1.1@x.example"]
+    );
+}
+
+#[test]
+fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let u = db.create_tenant("other");
+    let mut su = db.superuser();
+    let (_, mut holder) = db.login("d5_app");
+    let (_, mut waiter) = db.login("d5_app");
+    holder.batch_execute("BEGIN").unwrap();
+    holder.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    holder.batch_execute("INSERT INTO d5.users (email) VALUES ('holder@x.example')").unwrap();
+    let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+
+    // The chain lock is a transaction-scoped advisory lock of its own class
+    // (objsubid 213), which pg_advisory_lock (classes 1 and 2) cannot reach.
+    let held: i64 = su
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND objsubid = 213
+               AND mode = 'ExclusiveLock' AND granted",
+            &[&holder_pid],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 1, "the writer holds its chain's lock");
+    // Another tenant's writer does not wait.
+    waiter.batch_execute("SET lock_timeout = '200ms'; BEGIN").unwrap();
+    waiter.execute("SELECT d5.set_tenant($1)", &[&u]).unwrap();
+    waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('elsewhere@x.example'); COMMIT").unwrap();
+
+    // The same tenant's writer waits on that lock (not on a row or on the
+    // holder's transaction id) until the holder commits, then chains after it.
+    let (waited, mut waiter) = std::thread::scope(|s| {
+        let waiting = s.spawn(move || {
+            waiter.batch_execute("SET lock_timeout = '20s'; BEGIN").unwrap();
+            waiter.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+            waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('waiter@x.example'); COMMIT").unwrap();
+            waiter
+        });
+        let mut seen = false;
+        for _ in 0..400 {
+            let n: i64 = su
+                .query_one(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                      WHERE a.datname = current_database() AND a.pid <> $1
+                        AND l.locktype = 'advisory' AND l.objsubid = 213 AND NOT l.granted",
+                    &[&holder_pid],
+                )
+                .unwrap()
+                .get(0);
+            if n == 1 {
+                seen = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        holder.batch_execute("COMMIT").unwrap();
+        (seen, waiting.join().unwrap())
+    });
+    assert!(waited, "the second writer of the chain waited on the chain lock");
+
+    // Under lock_timeout it gives up (55P03) with its change undone.
+    holder.batch_execute("BEGIN").unwrap();
+    holder.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    holder.batch_execute("INSERT INTO d5.users (email) VALUES ('holder2@x.example')").unwrap();
+    waiter.batch_execute("SET lock_timeout = '200ms'; BEGIN").unwrap();
+    waiter.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    let err = waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('timed-out@x.example')").unwrap_err();
+    assert_eq!(sqlstate(&err), "55P03", "{err}");
+    waiter.batch_execute("ROLLBACK").unwrap();
+    holder.batch_execute("COMMIT").unwrap();
+    let order: Vec<String> = su
+        .query(
+            "SELECT new_row->>'email' FROM d5.audit_log WHERE tenant_id = $1 AND table_name = 'd5.users' ORDER BY seq",
+            &[&t],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order, ["holder@x.example", "waiter@x.example", "holder2@x.example"]);
+    assert_chain_ok(&mut su, t);
+    assert_chain_ok(&mut su, u);
+}
+
+#[test]
+fn head_rows_stay_findable_when_their_updates_cannot_be_hot() {
+    // The head row is updated directly (no UPDATE statement). When the new
+    // version cannot stay on its page (a HOT update), it needs its own index
+    // entry, or the next writer's index lookup would miss it. An open
+    // snapshot keeps every old version alive, so the head rows' page fills
+    // and updates must move to other pages.
+    let db = TestDb::new();
+    let tenants: Vec<Uuid> = (0..3).map(|i| db.create_tenant(&format!("t{i}"))).collect();
+    let mut su = db.superuser();
+    let mut holder = db.superuser();
+    holder.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM d5.audit_chain_heads").unwrap();
+    let (_, mut app) = db.login("d5_app");
+    for i in 0..250 {
+        for t in &tenants {
+            app.batch_execute("BEGIN").unwrap();
+            app.execute("SELECT d5.set_tenant($1)", &[t]).unwrap();
+            app.execute("INSERT INTO d5.users (email) VALUES ($1)", &[&format!("u{i}@x.example")]).unwrap();
+            app.batch_execute("COMMIT").unwrap();
+        }
+    }
+    holder.batch_execute("COMMIT").unwrap();
+    // The rows were made on page 0; a version on a later page came from an
+    // update that was not HOT.
+    let last_page: f64 = su
+        .query_one("SELECT max((ctid::text::point)[0]) FROM d5.audit_chain_heads", &[])
+        .unwrap()
+        .get(0);
+    assert!(last_page > 0.0, "the head rows' updates left their page (not HOT)");
+    // Found through the index, as the writers find them.
+    su.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off").unwrap();
+    for t in &tenants {
+        assert_chain_ok(&mut su, *t);
+    }
+}

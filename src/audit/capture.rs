@@ -110,7 +110,7 @@ unsafe fn primary_key_json(relation: &PgRelation, tuple: pg_sys::HeapTuple, desc
     if attrs.is_null() {
         return None;
     }
-    let mut object = serde_json::Map::new();
+    let mut members: Vec<(*const std::ffi::c_char, Option<*const std::ffi::c_char>)> = Vec::new();
     let mut member = -1;
     loop {
         // SAFETY: iterates the bitmap returned above.
@@ -119,23 +119,22 @@ unsafe fn primary_key_json(relation: &PgRelation, tuple: pg_sys::HeapTuple, desc
             break;
         }
         let attnum = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
-        // SAFETY: attnum comes from the relation's own primary key.
+        // SAFETY: attnum comes from the relation's own primary key; the
+        // output function's text is palloc'd and outlives the object built
+        // from it below.
         unsafe {
             let att = (*desc).attrs.as_ptr().add((attnum - 1) as usize);
-            let name = std::ffi::CStr::from_ptr((*att).attname.data.as_ptr()).to_string_lossy().into_owned();
             let mut isnull = false;
             let datum = pg_sys::heap_getattr(tuple, attnum, desc, &mut isnull);
-            let value = if isnull {
-                serde_json::Value::Null
-            } else {
+            let value = (!isnull).then(|| {
                 let mut out_fn = pg_sys::Oid::INVALID;
                 let mut varlena = false;
                 pg_sys::getTypeOutputInfo((*att).atttypid, &mut out_fn, &mut varlena);
-                let text = pg_sys::OidOutputFunctionCall(out_fn, datum);
-                serde_json::Value::String(std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned())
-            };
-            object.insert(name, value);
+                pg_sys::OidOutputFunctionCall(out_fn, datum).cast_const()
+            });
+            members.push(((*att).attname.data.as_ptr(), value));
         }
     }
-    Some(json::from_text(&serde_json::Value::Object(object).to_string()))
+    // SAFETY: NUL-terminated names and values in the database encoding.
+    Some(unsafe { json::object_of_texts(&members) })
 }

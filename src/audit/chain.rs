@@ -1,11 +1,17 @@
 //! Appending one record to a tenant's chain.
 //!
-//! Order is kept linear by the chain's row in `d5.audit_chain_heads`: the
-//! first record a transaction appends to a chain locks that row (FOR UPDATE)
-//! until the transaction ends, because a seq handed to a transaction that
-//! later rolls back would leave a gap. Writers of different tenants lock
-//! different rows and never wait for each other. Within the transaction the
-//! head is kept in memory (`heads`): written with the first record, and at
+//! Order is kept linear by a lock per chain: the first record a transaction
+//! appends to a chain takes that chain's lock until the transaction ends,
+//! because a seq handed to a transaction that later rolls back would leave a
+//! gap. It is a heavyweight lock in the advisory lock space (see
+//! [`lock_chain_writers`]), not a row lock on the chain's head row: taking
+//! it writes no WAL and dirties no page, which a `SELECT … FOR UPDATE` of
+//! the head row did on every transaction. Writers of different tenants take
+//! different locks and never wait for each other. The head row is then read
+//! and written directly (`head_row`), under the newest snapshot, so
+//! REPEATABLE READ and SERIALIZABLE writers chain onto what committed after
+//! their snapshot instead of failing. Within the transaction the head is
+//! kept in memory (`heads`): written with the first record, and at
 //! pre-commit if more followed.
 
 use std::cell::RefCell;
@@ -17,8 +23,9 @@ use pgrx::Spi;
 
 use d5_core::audit::{record_hash, AuditRecord, GENESIS_PREV_HASH};
 
+use super::head_row::{self, HeadRow};
 use super::heads;
-use crate::error::spi;
+use crate::error::{raise, spi, InternalError};
 
 /// Postgres timestamps count from 2000-01-01; the hash uses the Unix epoch.
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
@@ -46,19 +53,18 @@ pub struct Jsonb<'a> {
 }
 
 struct Plans {
-    lock_head: OwnedPreparedStatement,
     new_head: OwnedPreparedStatement,
     insert: OwnedPreparedStatement,
-    insert_and_store_head: OwnedPreparedStatement,
-    store_head: OwnedPreparedStatement,
 }
 
 thread_local! {
     static PLANS: RefCell<Option<Plans>> = const { RefCell::new(None) };
 }
 
-const LOCK_HEAD: &str = "SELECT seq, hash FROM d5.audit_chain_heads
-     WHERE tenant_id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
+/// Class of the chain locks in the advisory lock space (`objsubid` in
+/// `pg_locks`). `pg_advisory_lock` and friends use classes 1 and 2, so no
+/// SQL caller can take, hold or wait on a chain's lock.
+pub const CHAIN_LOCK_CLASS: u16 = 213;
 
 /// A chain's first record: its head row starts at seq 0 (no record yet).
 const NEW_HEAD: &str = "INSERT INTO d5.audit_chain_heads (tenant_id, seq, hash) VALUES ($1, 0, $2)
@@ -69,85 +75,74 @@ const INSERT: &str = "INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash,
                                  row_count, rows_digest, detail)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
-/// The first record of a chain in a transaction also writes the head: a
-/// one-record transaction (the common case) then needs nothing at commit.
-const INSERT_AND_STORE_HEAD: &str = "WITH appended AS (
-       INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash, logged_at, txid, db_role, actor,
-                                 table_name, operation, row_pk, old_row, new_row, changed_cols,
-                                 row_count, rows_digest, detail)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17))
-     UPDATE d5.audit_chain_heads SET seq = $2, hash = $4 WHERE tenant_id OPERATOR(pg_catalog.=) $1";
-
-const STORE_HEAD: &str = "UPDATE d5.audit_chain_heads SET seq = $2, hash = $3
-     WHERE tenant_id OPERATOR(pg_catalog.=) $1";
-
 fn prepare() -> Plans {
     use pg_sys::{BYTEAOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, UUIDOID};
     Spi::connect(|client| {
-        let lock_head = spi(client.prepare_mut(LOCK_HEAD, &[UUIDOID.into()])).keep();
-        let new_head = spi(client.prepare_mut(NEW_HEAD, &[UUIDOID.into(), BYTEAOID.into()])).keep();
-        let store_head =
-            spi(client.prepare_mut(STORE_HEAD, &[UUIDOID.into(), INT8OID.into(), BYTEAOID.into()])).keep();
-        let types = [
+        let record = [
             UUIDOID, INT8OID, BYTEAOID, BYTEAOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
             JSONBOID, JSONBOID, JSONBOID, JSONBOID, INT8OID, TEXTOID, JSONBOID,
-        ];
-        let types: Vec<_> = types.into_iter().map(Into::into).collect();
-        let insert = spi(client.prepare_mut(INSERT, &types)).keep();
-        let insert_and_store_head = spi(client.prepare_mut(INSERT_AND_STORE_HEAD, &types)).keep();
-        Plans { lock_head, new_head, insert, insert_and_store_head, store_head }
+        ]
+        .map(Into::into);
+        Plans {
+            new_head: spi(client.prepare_mut(NEW_HEAD, &[UUIDOID.into(), BYTEAOID.into()])).keep(),
+            insert: spi(client.prepare_mut(INSERT, &record)).keep(),
+        }
     })
 }
 
-/// Runs `f` with the chain's statements, planned (and re-planned) for
-/// index access: `d5.audit_chain_heads` is small, so the planner would
-/// otherwise scan all of it, every version of every chain's head, to find
-/// one row. Callers run as the extension owner, inside its GUC level.
+/// Runs `f` with the chain's statements. Callers run as the extension owner,
+/// inside its GUC level.
 fn with_plans<R>(f: impl FnOnce(&Plans) -> R) -> R {
-    crate::privilege::set_in_open_level(c"enable_seqscan", c"off");
     PLANS.with(|cell| {
         let mut plans = cell.borrow_mut();
         f(plans.get_or_insert_with(prepare))
     })
 }
 
-/// Locks `tenant`'s chain for this transaction and returns its end.
-fn lock_chain(plans: &Plans, tenant: pgrx::Uuid) -> (i64, [u8; 32]) {
-    let locked = |plans: &Plans| {
-        Spi::connect_mut(|client| {
-            let table = spi(client.update(&plans.lock_head, Some(1), &[tenant.into()]));
-            if table.is_empty() {
-                return None;
-            }
-            let (seq, hash) = spi(table.first().get_two::<i64, Vec<u8>>());
-            let hash: [u8; 32] = hash.as_deref().and_then(|h| h.try_into().ok()).unwrap_or(GENESIS_PREV_HASH);
-            Some((seq.unwrap_or(0), hash))
-        })
+/// Takes `tenant`'s chain lock for the rest of the transaction (a rolled-back
+/// savepoint that took it releases it). Transaction-scoped, like
+/// `pg_advisory_xact_lock`; shown in `pg_locks` as an advisory lock with
+/// `objsubid` [`CHAIN_LOCK_CLASS`] and the uuid folded into `classid`/`objid`.
+/// Two tenants folding to the same key would only wait for each other.
+fn lock_chain_writers(tenant: &uuid::Uuid) {
+    let b = tenant.as_bytes();
+    let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let tag = pg_sys::LOCKTAG {
+        // SAFETY: reads the backend's database id, set once at connection.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: word(0) ^ word(8),
+        locktag_field3: word(4) ^ word(12),
+        locktag_field4: CHAIN_LOCK_CLASS,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
     };
-    if let Some(head) = locked(plans) {
-        return head;
-    }
-    // A new chain: make its row (a concurrent first writer may win the
-    // insert; then we wait for its lock like any other writer).
-    Spi::connect_mut(|client| {
-        spi(client.update(&plans.new_head, None, &[tenant.into(), GENESIS_PREV_HASH.to_vec().into()]));
-    });
-    locked(plans).unwrap_or((0, GENESIS_PREV_HASH))
+    // SAFETY: a fully built tag; waits (cancellable, under lock_timeout and
+    // deadlock detection) or errors, never returns without the lock.
+    unsafe { pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, false, false) };
 }
 
-/// Writes the heads this transaction moved (called at pre-commit).
-pub fn store_heads(dirty: &[(uuid::Uuid, i64, [u8; 32])]) {
-    crate::privilege::as_extension_owner(|| {
-        with_plans(|plans| {
-            Spi::connect_mut(|client| {
-                for (tenant, seq, hash) in dirty {
-                    let tenant = pgrx::Uuid::from_bytes(*tenant.as_bytes());
-                    let args = [tenant.into(), (*seq).into(), hash.to_vec().into()];
-                    spi(client.update(&plans.store_head, None, &args));
-                }
-            })
-        })
+/// Locks `tenant`'s chain for this transaction and returns its head row.
+fn lock_chain(plans: &Plans, tenant: &uuid::Uuid) -> HeadRow {
+    lock_chain_writers(tenant);
+    if let Some(row) = head_row::read(tenant) {
+        return row;
+    }
+    // A new chain: make its row (under the lock nobody else can; ON
+    // CONFLICT only guards against a row restored meanwhile).
+    Spi::connect_mut(|client| {
+        let tenant_arg = pgrx::Uuid::from_bytes(*tenant.as_bytes());
+        spi(client.update(&plans.new_head, None, &[tenant_arg.into(), GENESIS_PREV_HASH.to_vec().into()]));
     });
+    // SAFETY: makes the row just inserted visible to the next snapshot.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    head_row::read(tenant).unwrap_or_else(|| raise(InternalError("the new chain's head row is missing".into())))
+}
+
+/// Writes a head this transaction moved and did not write yet (called at
+/// pre-commit, and for appends made while committing).
+pub fn store_head(tenant: &uuid::Uuid, head: &heads::Head) {
+    let tid = head_row::write(tenant, head.tid, head.seq, &head.hash);
+    heads::stored(tenant, tid);
 }
 
 fn jsonb_arg(j: Option<Jsonb<'_>>) -> DatumWithOid<'static> {
@@ -172,21 +167,20 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
             pg_sys::GetTopFullTransactionId().value as i64,
         )
     };
-    let (seq, hash, head_written) = with_plans(|plans| {
-        let tenant = pgrx::Uuid::from_bytes(*rec.tenant_id.as_bytes());
-        let (last_seq, prev, first_in_transaction) = match heads::get(&rec.tenant_id) {
-            Some(head) => (head.seq, head.hash, false),
+    let (seq, hash, written) = with_plans(|plans| {
+        let (head, first_in_transaction) = match heads::get(&rec.tenant_id) {
+            Some(head) => (HeadRow { tid: head.tid, seq: head.seq, hash: head.hash }, false),
             None => {
-                let (seq, hash) = lock_chain(plans, tenant);
-                heads::locked(rec.tenant_id, seq, hash);
-                (seq, hash, true)
+                let row = lock_chain(plans, &rec.tenant_id);
+                heads::locked(rec.tenant_id, row);
+                (row, true)
             }
         };
-        let seq = last_seq + 1;
+        let seq = head.seq + 1;
         let record = AuditRecord {
             tenant_id: rec.tenant_id,
             seq,
-            prev_hash: prev,
+            prev_hash: head.hash,
             logged_at_micros: logged_at + PG_EPOCH_OFFSET_MICROS,
             txid,
             db_role,
@@ -205,9 +199,9 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
         // SAFETY: a TimestampTz is an int8 datum.
         let logged_at_arg = unsafe { DatumWithOid::new(logged_at, pg_sys::TIMESTAMPTZOID) };
         let args = [
-            tenant.into(),
+            pgrx::Uuid::from_bytes(*rec.tenant_id.as_bytes()).into(),
             seq.into(),
-            prev.to_vec().into(),
+            head.hash.to_vec().into(),
             hash.to_vec().into(),
             logged_at_arg,
             txid.into(),
@@ -223,14 +217,19 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
             rec.rows_digest.into(),
             jsonb_arg(rec.detail),
         ];
-        let plan = if first_in_transaction { &plans.insert_and_store_head } else { &plans.insert };
         Spi::connect_mut(|client| {
-            spi(client.update(plan, None, &args));
+            spi(client.update(&plans.insert, None, &args));
         });
-        (seq, hash, first_in_transaction)
+        // The first record of a chain in a transaction also writes the head:
+        // a one-record transaction (the common case) then needs nothing at
+        // commit. Later ones keep it in memory until pre-commit.
+        let written = first_in_transaction.then(|| head_row::write(&rec.tenant_id, head.tid, seq, &hash));
+        (seq, hash, written)
     });
-    if heads::advance(rec.tenant_id, seq, hash, head_written) {
-        store_heads(&[(rec.tenant_id, seq, hash)]);
+    if heads::advance(rec.tenant_id, seq, hash, written) {
+        if let Some(head) = heads::get(&rec.tenant_id) {
+            store_head(&rec.tenant_id, &head);
+        }
     }
     seq
 }

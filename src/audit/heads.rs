@@ -1,28 +1,33 @@
 //! Where each chain ends, held in backend memory for the writing transaction.
 //!
-//! The first record a transaction appends to a chain locks that chain's row
-//! in `d5.audit_chain_heads` (`SELECT … FOR UPDATE`, held until the
-//! transaction ends, so writers of one tenant are ordered and a rolled-back
-//! transaction leaves no gap). Every further record of that chain in the
+//! The first record a transaction appends to a chain takes that chain's
+//! lock (held until the transaction ends, so writers of one tenant are
+//! ordered and a rolled-back transaction leaves no gap) and reads the head
+//! from `d5.audit_chain_heads`. Every further record of that chain in the
 //! transaction takes seq and prev_hash from memory; the row is written with
-//! the first record and, if more followed, once more at pre-commit. Updating the row per record instead made every
-//! append walk all earlier versions of it: quadratic in the rows one
-//! transaction writes to one chain.
+//! the first record and, if more followed, once more at pre-commit. Updating
+//! the row per record instead made every append walk all earlier versions of
+//! it: quadratic in the rows one transaction writes to one chain.
 //!
-//! A rolled-back subtransaction takes its records with it (and any row lock
-//! it took first), so each change remembers the head it replaced and the
-//! subtransaction that made it; a subtransaction abort restores them.
+//! A rolled-back subtransaction takes its records with it (and the chain
+//! lock, if it took it first), so each change remembers the head it
+//! replaced and the subtransaction that made it; a subtransaction abort
+//! restores them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use pgrx::pg_sys;
 
+use super::head_row::HeadRow;
+
 /// The end of one chain as this transaction sees it.
 #[derive(Clone, Copy)]
 pub struct Head {
     pub seq: i64,
     pub hash: [u8; 32],
+    /// Where the newest version of the chain's head row is.
+    pub tid: pg_sys::ItemPointerData,
     /// Not yet written to `d5.audit_chain_heads`.
     dirty: bool,
     /// Subtransaction of the last undo entry pushed for this chain.
@@ -60,21 +65,23 @@ pub fn get(tenant: &uuid::Uuid) -> Option<Head> {
 }
 
 /// Records that this transaction now holds the lock on `tenant`'s chain,
-/// whose committed end is (`seq`, `hash`).
-pub fn locked(tenant: uuid::Uuid, seq: i64, hash: [u8; 32]) {
+/// whose committed end is `row`.
+pub fn locked(tenant: uuid::Uuid, row: HeadRow) {
     register_callbacks();
     let subxact = current_subxact();
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.undo.push(Undo { subxact, tenant, prior: None });
-        s.heads.insert(tenant, Head { seq, hash, dirty: false, saved_in: subxact });
+        let head = Head { seq: row.seq, hash: row.hash, tid: row.tid, dirty: false, saved_in: subxact };
+        s.heads.insert(tenant, head);
     });
 }
 
 /// Moves `tenant`'s head to the record just appended (`written`: the head
-/// row was updated with it). Returns true when the caller must write the
-/// head now (the transaction is already committing).
-pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32], written: bool) -> bool {
+/// row was updated with it, its new version is there). Returns true when
+/// the caller must write the head now (the transaction is already
+/// committing) and then report it with [`stored`].
+pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32], written: Option<pg_sys::ItemPointerData>) -> bool {
     let subxact = current_subxact();
     STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -88,9 +95,22 @@ pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32], written: bool) -> b
         }
         head.seq = seq;
         head.hash = hash;
-        head.dirty = !s.committing && !written;
-        s.committing && !written
+        if let Some(tid) = written {
+            head.tid = tid;
+        }
+        head.dirty = !s.committing && written.is_none();
+        s.committing && written.is_none()
     })
+}
+
+/// The head row of `tenant` was written; its newest version is at `tid`.
+pub fn stored(tenant: &uuid::Uuid, tid: pg_sys::ItemPointerData) {
+    STATE.with(|s| {
+        if let Some(head) = s.borrow_mut().heads.get_mut(tenant) {
+            head.tid = tid;
+            head.dirty = false;
+        }
+    });
 }
 
 /// Heads changed by this transaction and not yet written: what a verifier
@@ -99,14 +119,11 @@ pub fn unwritten() -> Vec<(uuid::Uuid, i64)> {
     STATE.with(|s| s.borrow().heads.iter().filter(|(_, h)| h.dirty).map(|(t, h)| (*t, h.seq)).collect())
 }
 
-fn take_dirty() -> Vec<(uuid::Uuid, i64, [u8; 32])> {
+fn take_dirty() -> Vec<(uuid::Uuid, Head)> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.committing = true;
-        s.heads.iter_mut().filter(|(_, h)| h.dirty).map(|(t, h)| {
-            h.dirty = false;
-            (*t, h.seq, h.hash)
-        }).collect()
+        s.heads.iter().filter(|(_, h)| h.dirty).map(|(t, h)| (*t, *h)).collect()
     })
 }
 
@@ -156,15 +173,8 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
         // Still inside the transaction: an error here aborts it, so a head
         // is never committed without its records or the records without it.
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => {
-            let dirty = take_dirty();
-            if !dirty.is_empty() {
-                // Portals are closed by now: the UPDATE needs a snapshot of
-                // its own (the rows it writes are locked by us anyway).
-                // SAFETY: pushed and popped around the call; an error in
-                // between is cleaned up by the abort it causes.
-                unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-                super::chain::store_heads(&dirty);
-                unsafe { pg_sys::PopActiveSnapshot() };
+            for (tenant, head) in take_dirty() {
+                super::chain::store_head(&tenant, &head);
             }
         }
         XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => forget_transaction(),

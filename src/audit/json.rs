@@ -30,6 +30,45 @@ pub fn from_text(json: &str) -> OwnedJsonb {
     OwnedJsonb { text: text_of(datum), datum }
 }
 
+/// A jsonb object of string (or null) members, built as a `JsonbValue`:
+/// nothing is printed as JSON text and parsed back. Members are given as
+/// NUL-terminated names and values.
+///
+/// # Safety
+/// Every pointer is a valid C string in the database encoding.
+pub unsafe fn object_of_texts(members: &[(*const std::ffi::c_char, Option<*const std::ffi::c_char>)]) -> OwnedJsonb {
+    fn string(s: *const std::ffi::c_char) -> pg_sys::JsonbValue {
+        // SAFETY: zero is a valid JsonbValue (jbvNull); then made a string
+        // pointing at the caller's C string, which outlives the build.
+        unsafe {
+            let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+            v.type_ = pg_sys::jbvType::jbvString;
+            v.val.string.len = CStr::from_ptr(s).to_bytes().len() as i32;
+            v.val.string.val = s.cast_mut();
+            v
+        }
+    }
+    // SAFETY: the standard way to build a jsonb (pushJsonbValue copies each
+    // value into its parse state; END_OBJECT sorts and de-duplicates keys).
+    unsafe {
+        use pg_sys::JsonbIteratorToken::{WJB_BEGIN_OBJECT, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
+        for (name, value) in members {
+            let mut key = string(*name);
+            pg_sys::pushJsonbValue(&mut state, WJB_KEY, &mut key);
+            let mut value = match value {
+                Some(v) => string(*v),
+                None => std::mem::zeroed(),
+            };
+            pg_sys::pushJsonbValue(&mut state, WJB_VALUE, &mut value);
+        }
+        let object = pg_sys::pushJsonbValue(&mut state, WJB_END_OBJECT, std::ptr::null_mut());
+        let datum = pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object));
+        OwnedJsonb { text: text_of(datum), datum }
+    }
+}
+
 /// jsonb of a whole row: `to_jsonb(row)`, called directly so the row goes
 /// straight to jsonb (not through json text and a second parse).
 ///

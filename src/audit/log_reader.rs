@@ -8,7 +8,7 @@
 use pgrx::pg_sys;
 use pgrx::Spi;
 
-use d5_core::audit::AuditRecord;
+use d5_core::audit::{stored_text, AuditRecord};
 
 use super::chain::PG_EPOCH_OFFSET_MICROS;
 use crate::error::{raise, InternalError};
@@ -115,8 +115,13 @@ pub struct Row {
 
 const MAX_COLUMNS: usize = 32;
 
+/// Stand-ins for stored hashes of the wrong length: different, so that two
+/// unreadable values never pass the link check between two records.
+const BAD_HASH: [u8; 32] = [0xff; 32];
+const BAD_PREV_HASH: [u8; 32] = [0xfe; 32];
+
 impl Row {
-    unsafe fn datum(&self, col: i32) -> Option<pg_sys::Datum> {
+    fn datum(&self, col: i32) -> Option<pg_sys::Datum> {
         // Columns are numbered from 1, as in SQL.
         let i = col as usize - 1;
         (!self.nulls[i]).then_some(self.values[i])
@@ -126,8 +131,7 @@ impl Row {
         // SAFETY: the column is text or bytea; detoasting allocates in the
         // batch context, which outlives the borrow.
         unsafe {
-            let d = self.datum(col)?;
-            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            let v = pg_sys::pg_detoast_datum_packed(self.datum(col)?.cast_mut_ptr());
             Some(std::slice::from_raw_parts(
                 pgrx::varlena::vardata_any(v).cast::<u8>(),
                 pgrx::varlena::varsize_any_exhdr(v),
@@ -136,31 +140,34 @@ impl Row {
     }
 
     unsafe fn text<'a>(&self, col: i32) -> Option<&'a str> {
-        // The database encoding is UTF-8 (the extension requires it); a byte
-        // sequence that is not, reads as a value no honest record hashes to.
         // SAFETY: as for bytes.
-        unsafe { self.bytes(col) }.map(|b| std::str::from_utf8(b).unwrap_or("\u{fffd}"))
+        unsafe { self.bytes(col) }.map(stored_text)
     }
 
     pub unsafe fn int8(&self, col: i32) -> Option<i64> {
-        // SAFETY: the column is int8 or timestamptz, both pass-by-value 8 bytes.
-        unsafe { self.datum(col) }.map(|d| d.value() as i64)
+        // The column is int8 or timestamptz, both pass-by-value 8 bytes.
+        self.datum(col).map(|d| d.value() as i64)
     }
 
+    /// A record's own hash; one of the wrong length matches nothing.
     pub unsafe fn hash(&self, col: i32) -> [u8; 32] {
-        // A stored hash of the wrong length matches nothing.
         // SAFETY: bytea column.
-        unsafe { self.bytes(col) }.and_then(|b| b.try_into().ok()).unwrap_or([0xff; 32])
+        unsafe { self.bytes(col) }.and_then(|b| b.try_into().ok()).unwrap_or(BAD_HASH)
+    }
+
+    /// A record's prev_hash; one of the wrong length links to nothing, not
+    /// even to a predecessor whose own hash was unreadable.
+    pub unsafe fn prev_hash(&self, col: i32) -> [u8; 32] {
+        // SAFETY: bytea column.
+        unsafe { self.bytes(col) }.and_then(|b| b.try_into().ok()).unwrap_or(BAD_PREV_HASH)
     }
 
     /// The uuid in column `col` (nil when NULL).
     pub unsafe fn uuid(&self, col: i32) -> uuid::Uuid {
         // SAFETY: the column is a uuid: a pointer to 16 bytes.
-        unsafe {
-            self.datum(col)
-                .map(|d| uuid::Uuid::from_slice(std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), 16)).unwrap_or_default())
-                .unwrap_or_default()
-        }
+        self.datum(col)
+            .map(|d| uuid::Uuid::from_slice(unsafe { std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), 16) }).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// A jsonb column's varlena, detoasted (decompressed or fetched) if
@@ -169,8 +176,7 @@ impl Row {
         // SAFETY: the column is jsonb; detoasting allocates in the batch
         // context, which outlives the borrow.
         unsafe {
-            let d = self.datum(col)?;
-            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            let v = pg_sys::pg_detoast_datum_packed(self.datum(col)?.cast_mut_ptr());
             Some(std::slice::from_raw_parts(v.cast::<u8>(), pgrx::varlena::varsize_any(v)))
         }
     }
@@ -182,7 +188,7 @@ impl Row {
             let rec = AuditRecord {
                 tenant_id,
                 seq: self.int8(2).unwrap_or(0),
-                prev_hash: self.hash(3),
+                prev_hash: self.prev_hash(3),
                 logged_at_micros: self.int8(5).unwrap_or(0).saturating_add(PG_EPOCH_OFFSET_MICROS),
                 txid: self.int8(6).unwrap_or(0),
                 db_role: self.text(7).unwrap_or(""),

@@ -5,6 +5,7 @@
 
 pub mod capture;
 pub mod chain;
+mod head_row;
 mod heads;
 mod log_reader;
 mod physical_pass;
@@ -72,10 +73,15 @@ pub struct Event<'a> {
 
 /// Appends an event to its tenant's chain, or to the system chain.
 pub fn append_event(event: &Event<'_>) -> i64 {
+    let detail = event.detail.map(json::from_text);
+    append_event_with_detail(event, detail.as_ref().map(json::OwnedJsonb::as_ref))
+}
+
+/// [`append_event`] with the detail already a jsonb (`event.detail` unused).
+fn append_event_with_detail(event: &Event<'_>, detail: Option<chain::Jsonb<'_>>) -> i64 {
     if event.operation.is_empty() || event.operation.len() > 64 {
         raise(AuditError::BadOperation);
     }
-    let detail = event.detail.map(json::from_text);
     let record = NewRecord {
         tenant_id: event.tenant.unwrap_or(d5_core::audit::SYSTEM_CHAIN),
         table_name: event.table_name,
@@ -86,7 +92,7 @@ pub fn append_event(event: &Event<'_>) -> i64 {
         changed_cols: None,
         row_count: event.row_count,
         rows_digest: event.rows_digest,
-        detail: detail.as_ref().map(json::OwnedJsonb::as_ref),
+        detail,
     };
     append_as_owner(&record)
 }
@@ -102,14 +108,17 @@ fn _audit_event(
     rows_digest: Option<&str>,
     detail: Option<crate::json_schema::RawJsonb>,
 ) -> i64 {
-    // jsonb_out text, not serde_json: numbers keep every digit.
+    // The argument is stored as it came; its jsonb_out text (not serde_json,
+    // so numbers keep every digit) is what the hash covers.
     let detail_text = detail.map(|d| d.to_text());
-    append_event(&Event {
+    let event = Event {
         tenant: tenant.map(|t| uuid::Uuid::from_bytes(*t.as_bytes())),
         table_name,
         operation,
         row_count,
         rows_digest,
-        detail: detail_text.as_deref(),
-    })
+        detail: None,
+    };
+    let detail = detail.zip(detail_text.as_deref()).map(|(d, text)| chain::Jsonb { datum: d.datum(), text });
+    append_event_with_detail(&event, detail)
 }

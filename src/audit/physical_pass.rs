@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc;
 
 use d5_core::audit::jsonb_text::append_varlena_text;
-use d5_core::audit::{AuditRecord, ChainVerifier, Disorder, ReorderingVerifier};
+use d5_core::audit::{stored_text, AuditRecord, ChainVerifier, Disorder, RecordHeader, ReorderingVerifier};
 
 use super::chain::PG_EPOCH_OFFSET_MICROS;
 use super::log_reader::{self, Row};
@@ -85,7 +85,7 @@ impl Batch {
             self.records.push(RawRecord {
                 tenant_id: row.uuid(1),
                 seq: row.int8(2).unwrap_or(0),
-                prev_hash: row.hash(3),
+                prev_hash: row.prev_hash(3),
                 stored_hash: row.hash(4),
                 logged_at: row.int8(5).unwrap_or(0),
                 txid: row.int8(6).unwrap_or(0),
@@ -123,9 +123,7 @@ impl Chains<'_> {
         if self.redo.contains(&tenant) {
             return;
         }
-        // Text as the SQL reader reads it: bytes that are not UTF-8 read as a
-        // value no honest record hashes to.
-        let text = |i: usize| batch.get(raw.texts[i]).map(|b| std::str::from_utf8(b).unwrap_or("\u{fffd}"));
+        let text = |i: usize| batch.get(raw.texts[i]).map(stored_text);
         for (i, field) in raw.jsonbs.iter().enumerate() {
             self.json[i].clear();
             if let Some(bytes) = batch.get(*field) {
@@ -136,24 +134,18 @@ impl Chains<'_> {
             }
         }
         let json = |i: usize| raw.jsonbs[i].map(|_| self.json[i].as_str());
-        let rec = AuditRecord {
+        let header = RecordHeader {
             tenant_id: tenant,
             seq: raw.seq,
             prev_hash: raw.prev_hash,
             logged_at_micros: raw.logged_at.saturating_add(PG_EPOCH_OFFSET_MICROS),
             txid: raw.txid,
-            db_role: text(0).unwrap_or(""),
-            actor: text(1),
-            table_name: text(2),
-            operation: text(3).unwrap_or(""),
-            row_pk: json(0),
-            old_row: json(1),
-            new_row: json(2),
-            changed_cols: json(3),
             row_count: raw.row_count,
-            rows_digest: text(4),
-            detail: json(4),
         };
+        let rec = AuditRecord::from_texts(
+            header,
+            [text(0), text(1), text(2), text(3), json(0), json(1), json(2), json(3), text(4), json(4)],
+        );
         let new_verifier = self.new_verifier;
         let chain =
             self.chains.entry(tenant).or_insert_with(|| ReorderingVerifier::new(new_verifier(tenant), raw.seq));

@@ -29,6 +29,10 @@ impl RawJsonb {
         RawJsonb(datum)
     }
 
+    pub fn datum(&self) -> pg_sys::Datum {
+        self.0
+    }
+
     /// The document as `jsonb_out` prints it. Unlike pgrx's `JsonB`, which
     /// re-parses it with serde_json and panics on what serde cannot hold
     /// (numbers beyond f64, nesting past 128), this cannot fail.

@@ -117,6 +117,79 @@ pub struct AuditRecord<'a> {
     pub detail: Option<&'a str>,
 }
 
+/// A record's fixed-width fields, for [`AuditRecord::from_texts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub tenant_id: Uuid,
+    pub seq: i64,
+    pub prev_hash: [u8; 32],
+    pub logged_at_micros: i64,
+    pub txid: i64,
+    pub row_count: Option<i64>,
+}
+
+impl<'a> AuditRecord<'a> {
+    /// A record from its fixed-width fields and its ten text fields in
+    /// canonical order: db_role, actor, table_name, operation, row_pk,
+    /// old_row, new_row, changed_cols, rows_digest, detail. A NULL db_role or
+    /// operation reads as empty (no honest record has one).
+    pub fn from_texts(h: RecordHeader, t: [Option<&'a str>; 10]) -> Self {
+        AuditRecord {
+            tenant_id: h.tenant_id,
+            seq: h.seq,
+            prev_hash: h.prev_hash,
+            logged_at_micros: h.logged_at_micros,
+            txid: h.txid,
+            db_role: t[0].unwrap_or(""),
+            actor: t[1],
+            table_name: t[2],
+            operation: t[3].unwrap_or(""),
+            row_pk: t[4],
+            old_row: t[5],
+            new_row: t[6],
+            changed_cols: t[7],
+            row_count: h.row_count,
+            rows_digest: t[8],
+            detail: t[9],
+        }
+    }
+
+    /// The header of this record (its fixed-width fields).
+    pub fn header(&self) -> RecordHeader {
+        RecordHeader {
+            tenant_id: self.tenant_id,
+            seq: self.seq,
+            prev_hash: self.prev_hash,
+            logged_at_micros: self.logged_at_micros,
+            txid: self.txid,
+            row_count: self.row_count,
+        }
+    }
+
+    /// The ten text fields in the order [`AuditRecord::from_texts`] takes them.
+    pub fn texts(&self) -> [Option<&'a str>; 10] {
+        [
+            Some(self.db_role),
+            self.actor,
+            self.table_name,
+            Some(self.operation),
+            self.row_pk,
+            self.old_row,
+            self.new_row,
+            self.changed_cols,
+            self.rows_digest,
+            self.detail,
+        ]
+    }
+}
+
+/// A stored text field as the verifiers read it: the database encoding is
+/// UTF-8 (the extension requires it), so bytes that are not read as a value
+/// no honest record hashes to.
+pub fn stored_text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("\u{fffd}")
+}
+
 /// SHA-256 of the record's canonical encoding v1.
 ///
 /// Streams the fields into the hasher; no heap allocation.

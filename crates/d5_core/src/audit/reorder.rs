@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{AuditRecord, ChainReport, ChainVerifier};
+use super::{AuditRecord, ChainReport, ChainVerifier, RecordHeader};
 
 /// The records could not be put in seq order: verify from an ordered read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,42 +21,15 @@ pub struct Disorder;
 /// An [`AuditRecord`] that owns its text, for records waiting their turn.
 #[derive(Debug, Clone)]
 struct OwnedRecord {
-    tenant_id: uuid::Uuid,
-    seq: i64,
-    prev_hash: [u8; 32],
-    logged_at_micros: i64,
-    txid: i64,
-    row_count: Option<i64>,
-    /// db_role, actor, table_name, operation, row_pk, old_row, new_row,
-    /// changed_cols, rows_digest, detail (None = SQL NULL).
+    header: RecordHeader,
+    /// The text fields in [`AuditRecord::texts`] order (None = SQL NULL).
     texts: [Option<String>; 10],
     stored_hash: [u8; 32],
 }
 
 impl OwnedRecord {
     fn new(r: &AuditRecord<'_>, stored_hash: &[u8; 32]) -> Self {
-        let own = |s: Option<&str>| s.map(str::to_owned);
-        OwnedRecord {
-            tenant_id: r.tenant_id,
-            seq: r.seq,
-            prev_hash: r.prev_hash,
-            logged_at_micros: r.logged_at_micros,
-            txid: r.txid,
-            row_count: r.row_count,
-            texts: [
-                Some(r.db_role.to_owned()),
-                own(r.actor),
-                own(r.table_name),
-                Some(r.operation.to_owned()),
-                own(r.row_pk),
-                own(r.old_row),
-                own(r.new_row),
-                own(r.changed_cols),
-                own(r.rows_digest),
-                own(r.detail),
-            ],
-            stored_hash: *stored_hash,
-        }
+        OwnedRecord { header: r.header(), texts: r.texts().map(|t| t.map(str::to_owned)), stored_hash: *stored_hash }
     }
 
     fn bytes(&self) -> usize {
@@ -64,25 +37,7 @@ impl OwnedRecord {
     }
 
     fn as_record(&self) -> AuditRecord<'_> {
-        let t = |i: usize| self.texts[i].as_deref();
-        AuditRecord {
-            tenant_id: self.tenant_id,
-            seq: self.seq,
-            prev_hash: self.prev_hash,
-            logged_at_micros: self.logged_at_micros,
-            txid: self.txid,
-            db_role: t(0).unwrap_or(""),
-            actor: t(1),
-            table_name: t(2),
-            operation: t(3).unwrap_or(""),
-            row_pk: t(4),
-            old_row: t(5),
-            new_row: t(6),
-            changed_cols: t(7),
-            row_count: self.row_count,
-            rows_digest: t(8),
-            detail: t(9),
-        }
+        AuditRecord::from_texts(self.header, std::array::from_fn(|i| self.texts[i].as_deref()))
     }
 }
 

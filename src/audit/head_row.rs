@@ -1,0 +1,221 @@
+//! A chain's row in `d5.audit_chain_heads`, read and written directly: an
+//! index lookup and `simple_heap_update`, not SQL statements.
+//!
+//! Why: the audit trigger's own cost is mostly executor start-up and
+//! teardown of tiny statements (`perf`, bench/RESULTS.md). Reading the head
+//! with a SELECT and writing it with an UPDATE cost more than the record's
+//! INSERT; this way a one-record transaction runs one statement, the INSERT.
+//!
+//! Why it is safe: every writer of a chain holds the chain's lock
+//! (`chain::lock_chain_writers`) before it reads the row, so nobody else
+//! changes the row meanwhile; reads use the newest snapshot, so they see what
+//! the previous lock holder committed even from a REPEATABLE READ
+//! transaction; writes go through `simple_heap_update`, which WAL-logs,
+//! counts statistics and takes part in SSI like any UPDATE, and add index
+//! entries when the update could not be HOT (what `CatalogTupleUpdate` does
+//! for catalogs). The table has no triggers, rules or RLS on UPDATE.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+use pgrx::{FromDatum, IntoDatum};
+
+use d5_core::audit::GENESIS_PREV_HASH;
+
+use crate::error::{raise, InternalError};
+
+/// Where a chain's head row is, and what it says.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadRow {
+    pub tid: pg_sys::ItemPointerData,
+    pub seq: i64,
+    pub hash: [u8; 32],
+}
+
+/// `d5.audit_chain_heads`, opened for the duration of one operation. Its
+/// columns are (tenant_id, seq, hash), as sql/audit.sql makes them.
+struct HeadsTable {
+    heap: pg_sys::Relation,
+}
+
+const SEQ_ATT: i32 = 2;
+const HASH_ATT: i32 = 3;
+
+impl HeadsTable {
+    fn open() -> Self {
+        // SAFETY: syscache lookups by name; the relation is opened with the
+        // lock an UPDATE takes and closed (lock kept) by Drop.
+        unsafe {
+            let nsp = pg_sys::get_namespace_oid(c"d5".as_ptr(), false);
+            let relid = pg_sys::get_relname_relid(c"audit_chain_heads".as_ptr(), nsp);
+            if relid == pg_sys::InvalidOid {
+                raise(InternalError("d5.audit_chain_heads is missing".into()));
+            }
+            let table = HeadsTable { heap: pg_sys::table_open(relid, pg_sys::RowExclusiveLock as i32) };
+            let desc = (*table.heap).rd_att;
+            let at = |name: &CStr| pg_sys::SPI_fnumber(desc, name.as_ptr());
+            if (*desc).natts != 3 || at(c"tenant_id") != 1 || at(c"seq") != SEQ_ATT || at(c"hash") != HASH_ATT {
+                raise(InternalError("d5.audit_chain_heads does not have the columns (tenant_id, seq, hash)".into()));
+            }
+            table
+        }
+    }
+}
+
+impl Drop for HeadsTable {
+    fn drop(&mut self) {
+        // SAFETY: opened in `open`; the lock stays until the transaction ends.
+        unsafe { pg_sys::table_close(self.heap, pg_sys::NoLock as i32) };
+    }
+}
+
+/// The chain's head row as the newest snapshot sees it, or None for a chain
+/// without one. The caller holds the chain's lock.
+pub fn read(tenant: &uuid::Uuid) -> Option<HeadRow> {
+    let table = HeadsTable::open();
+    // SAFETY: the index and scan live within this block; the slot and the
+    // registered snapshot are released before it ends (or by the abort of
+    // the transaction if an error escapes).
+    unsafe {
+        let heap = table.heap;
+        let index_oid = pg_sys::RelationGetPrimaryKeyIndex(heap);
+        if index_oid == pg_sys::InvalidOid {
+            raise(InternalError("d5.audit_chain_heads has no primary key".into()));
+        }
+        let index = pg_sys::index_open(index_oid, pg_sys::RowExclusiveLock as i32);
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::Oid::from(pg_sys::F_UUID_EQ),
+            pg_sys::Datum::from(tenant.as_bytes().as_ptr()),
+        );
+        let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
+        pg_sys::index_rescan(scan, &mut key, 1, std::ptr::null_mut(), 0);
+        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+        let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+        let row = found.then(|| {
+            let mut isnull = false;
+            let seq = pg_sys::slot_getattr(slot, SEQ_ATT, &mut isnull);
+            let seq = if isnull { 0 } else { seq.value() as i64 };
+            let hash = pg_sys::slot_getattr(slot, HASH_ATT, &mut isnull);
+            let hash = if isnull { None } else { Vec::<u8>::from_datum(hash, false) };
+            HeadRow {
+                tid: (*slot).tts_tid,
+                seq,
+                hash: hash.as_deref().and_then(|h| h.try_into().ok()).unwrap_or(GENESIS_PREV_HASH),
+            }
+        });
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::index_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::index_close(index, pg_sys::NoLock as i32);
+        row
+    }
+}
+
+/// Points the head row at `tid` to (`seq`, `hash`); returns the new row's
+/// location. The caller holds the chain's lock, and `tid` is the row's
+/// newest version (read by [`read`] or returned by an earlier `write`).
+pub fn write(tenant: &uuid::Uuid, tid: pg_sys::ItemPointerData, seq: i64, hash: &[u8; 32]) -> pg_sys::ItemPointerData {
+    let table = HeadsTable::open();
+    let heap = table.heap;
+    let hash_datum = hash.as_slice().into_datum().unwrap_or(pg_sys::Datum::from(0));
+    let mut values = [pg_sys::Datum::from(tenant.as_bytes().as_ptr()), seq.into(), hash_datum];
+    let mut nulls = [false; 3];
+    // SAFETY: the tuple matches the table's three columns (checked by
+    // `open`); simple_heap_update raises an error rather than update
+    // anything but the visible newest version at `tid`.
+    unsafe {
+        let tuple = pg_sys::heap_form_tuple((*heap).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
+        let mut old = tid;
+        if update(heap, &mut old, tuple) {
+            insert_index_entries(heap, tuple);
+        }
+        let new_tid = (*tuple).t_self;
+        pg_sys::heap_freetuple(tuple);
+        // Later commands of this transaction (a second write at pre-commit,
+        // a verifier) must see this version.
+        pg_sys::CommandCounterIncrement();
+        new_tid
+    }
+}
+
+/// `simple_heap_update`; true when the new version needs index entries
+/// (the update was not HOT).
+#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+unsafe fn update(heap: pg_sys::Relation, old: &mut pg_sys::ItemPointerData, tuple: pg_sys::HeapTuple) -> bool {
+    // SAFETY: per the caller.
+    unsafe {
+        pg_sys::simple_heap_update(heap, old, tuple);
+        (*(*tuple).t_data).t_infomask2 & pg_sys::HEAP_ONLY_TUPLE as u16 == 0
+    }
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+unsafe fn update(heap: pg_sys::Relation, old: &mut pg_sys::ItemPointerData, tuple: pg_sys::HeapTuple) -> bool {
+    let mut update_indexes = pg_sys::TU_UpdateIndexes::TU_None;
+    // SAFETY: per the caller.
+    unsafe { pg_sys::simple_heap_update(heap, old, tuple, &mut update_indexes) };
+    update_indexes != pg_sys::TU_UpdateIndexes::TU_None
+}
+
+/// Adds the new version to every index of the table, as `CatalogIndexInsert`
+/// does: plain column indexes only (the extension makes just the primary key).
+unsafe fn insert_index_entries(heap: pg_sys::Relation, tuple: pg_sys::HeapTuple) {
+    // SAFETY: per the caller; each index is opened and closed here, the slot
+    // dropped before returning.
+    unsafe {
+        let slot = pg_sys::MakeSingleTupleTableSlot((*heap).rd_att, &pg_sys::TTSOpsHeapTuple);
+        pg_sys::ExecStoreHeapTuple(tuple, slot, false);
+        let indexes = pg_sys::RelationGetIndexList(heap);
+        for i in 0..pg_sys::list_length(indexes) {
+            let index = pg_sys::index_open(pg_sys::list_nth_oid(indexes, i), pg_sys::RowExclusiveLock as i32);
+            let info = pg_sys::BuildIndexInfo(index);
+            if !(*info).ii_Expressions.is_null() || !(*info).ii_Predicate.is_null() {
+                raise(InternalError("d5.audit_chain_heads has an expression or partial index; drop it".into()));
+            }
+            let mut values = [pg_sys::Datum::from(0); pg_sys::INDEX_MAX_KEYS as usize];
+            let mut isnull = [false; pg_sys::INDEX_MAX_KEYS as usize];
+            pg_sys::FormIndexDatum(info, slot, std::ptr::null_mut(), values.as_mut_ptr(), isnull.as_mut_ptr());
+            let check = if (*info).ii_Unique {
+                pg_sys::IndexUniqueCheck::UNIQUE_CHECK_YES
+            } else {
+                pg_sys::IndexUniqueCheck::UNIQUE_CHECK_NO
+            };
+            index_insert(index, &mut values, &mut isnull, &mut (*tuple).t_self, heap, check, info);
+            pg_sys::index_close(index, pg_sys::NoLock as i32);
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+    }
+}
+
+#[cfg(not(feature = "pg13"))]
+unsafe fn index_insert(
+    index: pg_sys::Relation,
+    values: &mut [pg_sys::Datum],
+    isnull: &mut [bool],
+    tid: &mut pg_sys::ItemPointerData,
+    heap: pg_sys::Relation,
+    check: pg_sys::IndexUniqueCheck::Type,
+    info: *mut pg_sys::IndexInfo,
+) {
+    // SAFETY: per the caller.
+    unsafe { pg_sys::index_insert(index, values.as_mut_ptr(), isnull.as_mut_ptr(), tid, heap, check, false, info) };
+}
+
+#[cfg(feature = "pg13")]
+unsafe fn index_insert(
+    index: pg_sys::Relation,
+    values: &mut [pg_sys::Datum],
+    isnull: &mut [bool],
+    tid: &mut pg_sys::ItemPointerData,
+    heap: pg_sys::Relation,
+    check: pg_sys::IndexUniqueCheck::Type,
+    info: *mut pg_sys::IndexInfo,
+) {
+    // SAFETY: per the caller.
+    unsafe { pg_sys::index_insert(index, values.as_mut_ptr(), isnull.as_mut_ptr(), tid, heap, check, info) };
+}
