@@ -16,6 +16,18 @@ fn seqs(su: &mut Client, t: Uuid) -> Vec<i64> {
         .collect()
 }
 
+/// The emails of the users records of `t`'s chain, in chain order.
+fn logged_emails(su: &mut Client, t: Uuid) -> Vec<String> {
+    su.query(
+        "SELECT new_row->>'email' FROM d5.audit_log WHERE tenant_id = $1 AND table_name = 'd5.users' ORDER BY seq",
+        &[&t],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
 fn head_seq(su: &mut Client, t: Uuid) -> i64 {
     su.query_one("SELECT seq FROM d5.audit_chain_heads WHERE tenant_id = $1", &[&t]).unwrap().get(0)
 }
@@ -60,15 +72,7 @@ fn savepoint_rollbacks_leave_no_gap_and_no_stale_head() {
          COMMIT;",
     )
     .unwrap();
-    let logged: Vec<String> = su
-        .query(
-            "SELECT new_row->>'email' FROM d5.audit_log WHERE tenant_id = $1 AND table_name = 'd5.users' ORDER BY seq",
-            &[&t],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let logged = logged_emails(&mut su, t);
     assert_eq!(logged, ["a@x.example", "e@x.example", "f@x.example"], "only what committed is recorded");
     assert_eq!(seqs(&mut su, t).len(), before + 3);
     assert_chain_ok(&mut su, t);
@@ -114,15 +118,7 @@ fn a_chain_first_locked_in_a_rolled_back_savepoint_is_locked_again() {
     second.batch_execute("INSERT INTO d5.users (email) VALUES ('second@x.example'); COMMIT").unwrap();
     // The first transaction must now chain onto the second's record.
     first.batch_execute("INSERT INTO d5.users (email) VALUES ('first@x.example'); COMMIT").unwrap();
-    let order: Vec<String> = su
-        .query(
-            "SELECT new_row->>'email' FROM d5.audit_log WHERE tenant_id = $1 AND table_name = 'd5.users' ORDER BY seq",
-            &[&t],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let order = logged_emails(&mut su, t);
     assert_eq!(order, ["second@x.example", "first@x.example"]);
     assert_chain_ok(&mut su, t);
 }
@@ -232,15 +228,7 @@ fn repeatable_read_and_serializable_writers_chain_onto_records_committed_after_t
         early.batch_execute("COMMIT").unwrap_or_else(|e| panic!("{level} commit: {e}"));
         assert_chain_ok(&mut su, t);
     }
-    let order: Vec<String> = su
-        .query(
-            "SELECT new_row->>'email' FROM d5.audit_log WHERE tenant_id = $1 AND table_name = 'd5.users' ORDER BY seq",
-            &[&t],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let order = logged_emails(&mut su, t);
     assert_eq!(
         order,
         ["other0@x.example", "early0.0@x.example", "early0.1@x.example", "other1@x.example", "early1.0@x.example", "early1.1@x.example"]
@@ -317,15 +305,7 @@ fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
     assert_eq!(sqlstate(&err), "55P03", "{err}");
     waiter.batch_execute("ROLLBACK").unwrap();
     holder.batch_execute("COMMIT").unwrap();
-    let order: Vec<String> = su
-        .query(
-            "SELECT new_row->>'email' FROM d5.audit_log WHERE tenant_id = $1 AND table_name = 'd5.users' ORDER BY seq",
-            &[&t],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let order = logged_emails(&mut su, t);
     assert_eq!(order, ["holder@x.example", "waiter@x.example", "holder2@x.example"]);
     assert_chain_ok(&mut su, t);
     assert_chain_ok(&mut su, u);
