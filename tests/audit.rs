@@ -8,11 +8,6 @@ use common::*;
 use d5_core::audit::{parse_digest, record_hash, AuditRecord, ChainReport};
 use uuid::Uuid;
 
-fn begin_as(c: &mut Client, t: Uuid) {
-    c.batch_execute("BEGIN").unwrap();
-    c.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
-}
-
 fn records(su: &mut Client, t: Uuid) -> Vec<(i64, String, String)> {
     su.query(
         "SELECT seq, operation, coalesce(table_name, '') FROM d5.audit_log WHERE tenant_id = $1 ORDER BY seq",

@@ -54,8 +54,7 @@ fn savepoint_rollbacks_leave_no_gap_and_no_stale_head() {
     let mut su = db.superuser();
     let before = seqs(&mut su, t).len();
     let (_, mut app) = db.login("d5_app");
-    app.batch_execute("BEGIN").unwrap();
-    app.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    begin_as(&mut app, t);
     app.batch_execute(
         "INSERT INTO d5.users (email) VALUES ('a@x.example');
          SAVEPOINT s1;
@@ -79,8 +78,7 @@ fn savepoint_rollbacks_leave_no_gap_and_no_stale_head() {
 
     // A statement that fails inside a PL/pgSQL exception block is a
     // subtransaction too: its record goes, the next one takes its seq.
-    app.batch_execute("BEGIN").unwrap();
-    app.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    begin_as(&mut app, t);
     app.batch_execute(
         "DO $$ BEGIN
              INSERT INTO d5.users (email) VALUES ('g@x.example');
@@ -102,8 +100,7 @@ fn a_chain_first_locked_in_a_rolled_back_savepoint_is_locked_again() {
     let mut su = db.superuser();
     let (_, mut first) = db.login("d5_app");
     let (_, mut second) = db.login("d5_app");
-    first.batch_execute("BEGIN").unwrap();
-    first.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    begin_as(&mut first, t);
     first
         .batch_execute(
             "SAVEPOINT s;
@@ -132,8 +129,7 @@ fn a_bulk_statement_updates_the_head_once_at_commit() {
     // This login also verifies, to check what a verifier inside the writing
     // transaction sees.
     su.batch_execute(&format!("GRANT d5_auditor TO {app_role}")).unwrap();
-    app.batch_execute("BEGIN").unwrap();
-    app.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    begin_as(&mut app, t);
     app.batch_execute(
         "INSERT INTO d5.cloud_accounts (provider, external_account_id) VALUES ('aws', '1');
          INSERT INTO d5.resources (account_id, resource_type, provider_resource_id)
@@ -168,8 +164,7 @@ fn a_chain_verifies_in_physical_order_after_its_rows_were_moved_around() {
     let mut su = db.superuser();
     let (_, mut app) = db.login("d5_app");
     for i in 0..40 {
-        app.batch_execute("BEGIN").unwrap();
-        app.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+        begin_as(&mut app, t);
         app.execute("INSERT INTO d5.users (email) VALUES ($1)", &[&format!("u{i}@x.example")]).unwrap();
         app.batch_execute("COMMIT").unwrap();
     }
@@ -215,8 +210,7 @@ fn repeatable_read_and_serializable_writers_chain_onto_records_committed_after_t
         early.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
         // Takes the transaction's snapshot.
         early.query("SELECT count(*) FROM d5.users", &[]).unwrap();
-        other.batch_execute("BEGIN").unwrap();
-        other.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+        begin_as(&mut other, t);
         other.execute("INSERT INTO d5.users (email) VALUES ($1)", &[&format!("other{i}@x.example")]).unwrap();
         other.batch_execute("COMMIT").unwrap();
         // Two records: the first writes the head with itself, the second at commit.
@@ -243,8 +237,7 @@ fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
     let mut su = db.superuser();
     let (_, mut holder) = db.login("d5_app");
     let (_, mut waiter) = db.login("d5_app");
-    holder.batch_execute("BEGIN").unwrap();
-    holder.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    begin_as(&mut holder, t);
     holder.batch_execute("INSERT INTO d5.users (email) VALUES ('holder@x.example')").unwrap();
     let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
 
@@ -296,8 +289,7 @@ fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
     assert!(waited, "the second writer of the chain waited on the chain lock");
 
     // Under lock_timeout it gives up (55P03) with its change undone.
-    holder.batch_execute("BEGIN").unwrap();
-    holder.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    begin_as(&mut holder, t);
     holder.batch_execute("INSERT INTO d5.users (email) VALUES ('holder2@x.example')").unwrap();
     waiter.batch_execute("SET lock_timeout = '200ms'; BEGIN").unwrap();
     waiter.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
@@ -326,8 +318,7 @@ fn head_rows_stay_findable_when_their_updates_cannot_be_hot() {
     let (_, mut app) = db.login("d5_app");
     for i in 0..250 {
         for t in &tenants {
-            app.batch_execute("BEGIN").unwrap();
-            app.execute("SELECT d5.set_tenant($1)", &[t]).unwrap();
+            begin_as(&mut app, *t);
             app.execute("INSERT INTO d5.users (email) VALUES ($1)", &[&format!("u{i}@x.example")]).unwrap();
             app.batch_execute("COMMIT").unwrap();
         }

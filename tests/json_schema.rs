@@ -24,11 +24,6 @@ fn tenant_with_account(db: &TestDb, name: &str) -> (Uuid, Uuid) {
     (tenant, account)
 }
 
-fn begin_as(client: &mut Client, tenant: Uuid) {
-    client.batch_execute("BEGIN").unwrap();
-    client.execute("SELECT d5.set_tenant($1)", &[&tenant]).unwrap();
-}
-
 /// Runs `sql` with `params`, expecting SQLSTATE `code`; returns (message, detail).
 #[track_caller]
 fn expect_err(

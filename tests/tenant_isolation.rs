@@ -57,11 +57,6 @@ fn seed(db: &TestDb, name: &str) -> Seed {
     Seed { tenant, account, resource, user }
 }
 
-fn begin_as(client: &mut Client, tenant: Uuid) {
-    client.batch_execute("BEGIN").unwrap();
-    client.execute("SELECT d5.set_tenant($1)", &[&tenant]).unwrap();
-}
-
 fn count(client: &mut Client, table: &str) -> i64 {
     client.query_one(&format!("SELECT count(*) FROM d5.{table}"), &[]).unwrap().get(0)
 }

@@ -141,7 +141,7 @@ fn lock_chain(plans: &Plans, tenant: &uuid::Uuid) -> HeadRow {
 /// Writes a head this transaction moved and did not write yet (called at
 /// pre-commit, and for appends made while committing).
 pub fn store_head(tenant: &uuid::Uuid, head: &heads::Head) {
-    let tid = head_row::write(tenant, head.tid, head.seq, &head.hash);
+    let tid = head_row::write(tenant, head.row.tid, head.row.seq, &head.row.hash);
     heads::stored(tenant, tid);
 }
 
@@ -169,7 +169,7 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
     };
     let (seq, hash, written) = with_plans(|plans| {
         let (head, first_in_transaction) = match heads::get(&rec.tenant_id) {
-            Some(head) => (HeadRow { tid: head.tid, seq: head.seq, hash: head.hash }, false),
+            Some(head) => (head.row, false),
             None => {
                 let row = lock_chain(plans, &rec.tenant_id);
                 heads::locked(rec.tenant_id, row);

@@ -192,7 +192,6 @@ unsafe fn insert_index_entries(heap: pg_sys::Relation, tuple: pg_sys::HeapTuple)
     }
 }
 
-#[cfg(not(feature = "pg13"))]
 unsafe fn index_insert(
     index: pg_sys::Relation,
     values: &mut [pg_sys::Datum],
@@ -202,20 +201,11 @@ unsafe fn index_insert(
     check: pg_sys::IndexUniqueCheck::Type,
     info: *mut pg_sys::IndexInfo,
 ) {
-    // SAFETY: per the caller.
-    unsafe { pg_sys::index_insert(index, values.as_mut_ptr(), isnull.as_mut_ptr(), tid, heap, check, false, info) };
-}
-
-#[cfg(feature = "pg13")]
-unsafe fn index_insert(
-    index: pg_sys::Relation,
-    values: &mut [pg_sys::Datum],
-    isnull: &mut [bool],
-    tid: &mut pg_sys::ItemPointerData,
-    heap: pg_sys::Relation,
-    check: pg_sys::IndexUniqueCheck::Type,
-    info: *mut pg_sys::IndexInfo,
-) {
-    // SAFETY: per the caller.
-    unsafe { pg_sys::index_insert(index, values.as_mut_ptr(), isnull.as_mut_ptr(), tid, heap, check, info) };
+    // SAFETY: per the caller. PostgreSQL 14 added `indexUnchanged`.
+    unsafe {
+        #[cfg(not(feature = "pg13"))]
+        pg_sys::index_insert(index, values.as_mut_ptr(), isnull.as_mut_ptr(), tid, heap, check, false, info);
+        #[cfg(feature = "pg13")]
+        pg_sys::index_insert(index, values.as_mut_ptr(), isnull.as_mut_ptr(), tid, heap, check, info);
+    }
 }

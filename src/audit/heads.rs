@@ -24,10 +24,9 @@ use super::head_row::HeadRow;
 /// The end of one chain as this transaction sees it.
 #[derive(Clone, Copy)]
 pub struct Head {
-    pub seq: i64,
-    pub hash: [u8; 32],
-    /// Where the newest version of the chain's head row is.
-    pub tid: pg_sys::ItemPointerData,
+    /// Seq and hash of the chain's newest record, and where the newest
+    /// version of its head row is.
+    pub row: HeadRow,
     /// Not yet written to `d5.audit_chain_heads`.
     dirty: bool,
     /// Subtransaction of the last undo entry pushed for this chain.
@@ -72,7 +71,7 @@ pub fn locked(tenant: uuid::Uuid, row: HeadRow) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.undo.push(Undo { subxact, tenant, prior: None });
-        let head = Head { seq: row.seq, hash: row.hash, tid: row.tid, dirty: false, saved_in: subxact };
+        let head = Head { row, dirty: false, saved_in: subxact };
         s.heads.insert(tenant, head);
     });
 }
@@ -93,10 +92,10 @@ pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32], written: Option<pg_
             s.undo.push(Undo { subxact, tenant, prior: Some(*head) });
             head.saved_in = subxact;
         }
-        head.seq = seq;
-        head.hash = hash;
+        head.row.seq = seq;
+        head.row.hash = hash;
         if let Some(tid) = written {
-            head.tid = tid;
+            head.row.tid = tid;
         }
         head.dirty = !s.committing && written.is_none();
         s.committing && written.is_none()
@@ -107,7 +106,7 @@ pub fn advance(tenant: uuid::Uuid, seq: i64, hash: [u8; 32], written: Option<pg_
 pub fn stored(tenant: &uuid::Uuid, tid: pg_sys::ItemPointerData) {
     STATE.with(|s| {
         if let Some(head) = s.borrow_mut().heads.get_mut(tenant) {
-            head.tid = tid;
+            head.row.tid = tid;
             head.dirty = false;
         }
     });
@@ -116,7 +115,7 @@ pub fn stored(tenant: &uuid::Uuid, tid: pg_sys::ItemPointerData) {
 /// Heads changed by this transaction and not yet written: what a verifier
 /// running inside the same transaction must compare the log with.
 pub fn unwritten() -> Vec<(uuid::Uuid, i64)> {
-    STATE.with(|s| s.borrow().heads.iter().filter(|(_, h)| h.dirty).map(|(t, h)| (*t, h.seq)).collect())
+    STATE.with(|s| s.borrow().heads.iter().filter(|(_, h)| h.dirty).map(|(t, h)| (*t, h.row.seq)).collect())
 }
 
 fn take_dirty() -> Vec<(uuid::Uuid, Head)> {
