@@ -12,18 +12,21 @@
 //! REPEATABLE READ and SERIALIZABLE writers chain onto what committed after
 //! their snapshot instead of failing. Within the transaction the head is
 //! kept in memory (`heads`): written with the first record, and at
-//! pre-commit if more followed.
+//! pre-commit if more followed. The record itself goes straight into its
+//! partition (`log_row`), or through an INSERT statement where only the
+//! statement does everything a DBA's additions to the table ask for.
 
 use std::cell::RefCell;
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::spi::OwnedPreparedStatement;
-use pgrx::Spi;
+use pgrx::{IntoDatum, Spi};
 
 use d5_core::audit::{record_hash, AuditRecord, GENESIS_PREV_HASH};
 
 use super::head_row::{self, HeadRow};
+use super::log_row::{self, RecordValues};
 use super::heads;
 use crate::error::{raise, spi, InternalError};
 
@@ -76,15 +79,10 @@ const INSERT: &str = "INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash,
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
 fn prepare() -> Plans {
-    use pg_sys::{BYTEAOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, UUIDOID};
     Spi::connect(|client| {
-        let record = [
-            UUIDOID, INT8OID, BYTEAOID, BYTEAOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-            JSONBOID, JSONBOID, JSONBOID, JSONBOID, INT8OID, TEXTOID, JSONBOID,
-        ]
-        .map(Into::into);
+        let record = log_row::COLUMNS.map(|(_, type_oid)| type_oid.into());
         Plans {
-            new_head: spi(client.prepare_mut(NEW_HEAD, &[UUIDOID.into(), BYTEAOID.into()])).keep(),
+            new_head: spi(client.prepare_mut(NEW_HEAD, &[pg_sys::UUIDOID.into(), pg_sys::BYTEAOID.into()])).keep(),
             insert: spi(client.prepare_mut(INSERT, &record)).keep(),
         }
     })
@@ -145,17 +143,6 @@ pub fn store_head(tenant: &uuid::Uuid, head: &heads::Head) {
     heads::stored(tenant, tid);
 }
 
-fn jsonb_arg(j: Option<Jsonb<'_>>) -> DatumWithOid<'static> {
-    // SAFETY: the datum is a valid jsonb built by the caller in the current
-    // memory context, which outlives the SPI call it is passed to.
-    unsafe {
-        match j {
-            Some(j) => DatumWithOid::new(j.datum, pg_sys::JSONBOID),
-            None => DatumWithOid::null_oid(pg_sys::JSONBOID),
-        }
-    }
-}
-
 /// Appends `rec` to its chain as the current user (the caller switches to the
 /// extension owner first). Returns the seq it got.
 pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
@@ -196,30 +183,43 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
             detail: rec.detail.map(|j| j.text),
         };
         let hash = record_hash(&record);
-        // SAFETY: a TimestampTz is an int8 datum.
-        let logged_at_arg = unsafe { DatumWithOid::new(logged_at, pg_sys::TIMESTAMPTZOID) };
-        let args = [
-            pgrx::Uuid::from_bytes(*rec.tenant_id.as_bytes()).into(),
-            seq.into(),
-            head.hash.to_vec().into(),
-            hash.to_vec().into(),
-            logged_at_arg,
-            txid.into(),
-            db_role.into(),
-            actor.into(),
-            rec.table_name.into(),
-            rec.operation.into(),
-            jsonb_arg(rec.row_pk),
-            jsonb_arg(rec.old_row),
-            jsonb_arg(rec.new_row),
-            jsonb_arg(rec.changed_cols),
-            rec.row_count.into(),
-            rec.rows_digest.into(),
-            jsonb_arg(rec.detail),
+        let text = |t: &str| t.into_datum();
+        let jsonb = |j: Option<Jsonb<'_>>| j.map(|j| j.datum);
+        let values: RecordValues = [
+            Some(pg_sys::Datum::from(rec.tenant_id.as_bytes().as_ptr())),
+            Some(seq.into()),
+            head.hash.as_slice().into_datum(),
+            hash.as_slice().into_datum(),
+            Some(logged_at.into()),
+            Some(txid.into()),
+            text(db_role),
+            actor.and_then(text),
+            rec.table_name.and_then(text),
+            text(rec.operation),
+            jsonb(rec.row_pk),
+            jsonb(rec.old_row),
+            jsonb(rec.new_row),
+            jsonb(rec.changed_cols),
+            rec.row_count.map(pg_sys::Datum::from),
+            rec.rows_digest.and_then(text),
+            jsonb(rec.detail),
         ];
-        Spi::connect_mut(|client| {
-            spi(client.update(&plans.insert, None, &args));
-        });
+        if !log_row::insert(&values, logged_at) {
+            let args = values.iter().zip(log_row::COLUMNS).map(|(value, (_, type_oid))| {
+                // SAFETY: each datum is of its column's type, built above in
+                // the current memory context, which outlives the SPI call.
+                unsafe {
+                    match value {
+                        Some(datum) => DatumWithOid::new(*datum, type_oid),
+                        None => DatumWithOid::null_oid(type_oid),
+                    }
+                }
+            });
+            let args: Vec<DatumWithOid<'_>> = args.collect();
+            Spi::connect_mut(|client| {
+                spi(client.update(&plans.insert, None, &args));
+            });
+        }
         // The first record of a chain in a transaction also writes the head:
         // a one-record transaction (the common case) then needs nothing at
         // commit. Later ones keep it in memory until pre-commit.

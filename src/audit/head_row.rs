@@ -4,7 +4,8 @@
 //! Why: the audit trigger's own cost is mostly executor start-up and
 //! teardown of tiny statements (`perf`, bench/RESULTS.md). Reading the head
 //! with a SELECT and writing it with an UPDATE cost more than the record's
-//! INSERT; this way a one-record transaction runs one statement, the INSERT.
+//! INSERT; this way a one-record transaction runs no statement at all (the
+//! record goes in directly too, `log_row`).
 //!
 //! Why it is safe: every writer of a chain holds the chain's lock
 //! (`chain::lock_chain_writers`) before it reads the row, so nobody else

@@ -8,6 +8,7 @@ pub mod chain;
 mod head_row;
 mod heads;
 mod log_reader;
+mod log_row;
 mod physical_pass;
 pub mod json;
 pub mod seal;
