@@ -16,6 +16,8 @@
 //! entries when the update could not be HOT (what `CatalogTupleUpdate` does
 //! for catalogs). The table has no triggers, rules or RLS on UPDATE.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
@@ -70,50 +72,134 @@ impl Drop for HeadsTable {
     }
 }
 
+thread_local! {
+    /// Where each chain's head row starts in the heap: the TID its primary
+    /// key entry points at, the root of the row's HOT chain. Every update
+    /// of a head row is HOT while its page has room, so the root stays put
+    /// and [`read`] goes straight to the heap page instead of through the
+    /// index. Only a hint: what it finds is checked (tenant and visibility)
+    /// and the index is asked when it finds nothing.
+    static ROOTS: RefCell<HashMap<uuid::Uuid, pg_sys::ItemPointerData>> = RefCell::new(HashMap::new());
+}
+
+/// Chains remembered per backend before the hints start over.
+const MAX_ROOTS: usize = 65_536;
+
+fn remember_root(tenant: &uuid::Uuid, root: pg_sys::ItemPointerData) {
+    ROOTS.with_borrow_mut(|roots| {
+        if roots.len() >= MAX_ROOTS {
+            roots.clear();
+        }
+        roots.insert(*tenant, root);
+    });
+}
+
 /// The chain's head row as the newest snapshot sees it, or None for a chain
 /// without one. The caller holds the chain's lock.
 pub fn read(tenant: &uuid::Uuid) -> Option<HeadRow> {
     let table = HeadsTable::open();
-    // SAFETY: the index and scan live within this block; the slot and the
-    // registered snapshot are released before it ends (or by the abort of
-    // the transaction if an error escapes).
+    // SAFETY: the snapshot is registered for this block and unregistered
+    // before it ends (or by the abort of the transaction).
     unsafe {
-        let heap = table.heap;
-        let index_oid = pg_sys::RelationGetPrimaryKeyIndex(heap);
-        if index_oid == pg_sys::InvalidOid {
-            raise(InternalError("d5.audit_chain_heads has no primary key".into()));
-        }
-        let index = pg_sys::index_open(index_oid, pg_sys::RowExclusiveLock as i32);
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut key,
-            1,
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::Oid::from(pg_sys::F_UUID_EQ),
-            pg_sys::Datum::from(tenant.as_bytes().as_ptr()),
-        );
-        let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
-        pg_sys::index_rescan(scan, &mut key, 1, std::ptr::null_mut(), 0);
-        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
-        let row = found.then(|| {
+        let cached = ROOTS.with_borrow(|roots| roots.get(tenant).copied());
+        let row = match cached.and_then(|root| table.fetch_from_root(root, snapshot, tenant)) {
+            Some(row) => Some(row),
+            None => table.look_up(snapshot, tenant),
+        };
+        pg_sys::UnregisterSnapshot(snapshot);
+        row
+    }
+}
+
+impl HeadsTable {
+    /// The version of the row whose HOT chain starts at `root` that
+    /// `snapshot` sees, if it is `tenant`'s head row; what an index scan
+    /// does once the index has given it the TID.
+    unsafe fn fetch_from_root(&self, root: pg_sys::ItemPointerData, snapshot: pg_sys::Snapshot, tenant: &uuid::Uuid) -> Option<HeadRow> {
+        // SAFETY: the block is checked to exist before it is read (VACUUM
+        // may have truncated the table since the root was seen); the page is
+        // pinned and share-locked while the chain is followed and the row
+        // copied out, then released. heap_hot_search_buffer checks the
+        // offset and follows only a genuine HOT chain from the root.
+        unsafe {
+            let heap = self.heap;
+            let block = (u32::from(root.ip_blkid.bi_hi) << 16) | u32::from(root.ip_blkid.bi_lo);
+            if block >= pg_sys::RelationGetNumberOfBlocksInFork(heap, pg_sys::ForkNumber::MAIN_FORKNUM) {
+                return None;
+            }
+            let buffer = pg_sys::ReadBuffer(heap, block);
+            // As an index scan does on each heap page it visits: without it
+            // nothing would prune the head rows' dead versions.
+            pg_sys::heap_page_prune_opt(heap, buffer);
+            pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
+            let mut tid = root;
+            let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
+            let mut all_dead = false;
+            let found = pg_sys::heap_hot_search_buffer(&mut tid, heap, buffer, snapshot, &mut tuple, &mut all_dead, true);
+            let row = if found { self.row_of(&mut tuple, tid, tenant) } else { None };
+            pg_sys::UnlockReleaseBuffer(buffer);
+            row
+        }
+    }
+
+    /// The head row of `tenant` through the primary key index.
+    unsafe fn look_up(&self, snapshot: pg_sys::Snapshot, tenant: &uuid::Uuid) -> Option<HeadRow> {
+        // SAFETY: the index and scan live within this block; the slot is
+        // dropped before it ends (or by the abort of the transaction).
+        unsafe {
+            let heap = self.heap;
+            let index_oid = pg_sys::RelationGetPrimaryKeyIndex(heap);
+            if index_oid == pg_sys::InvalidOid {
+                raise(InternalError("d5.audit_chain_heads has no primary key".into()));
+            }
+            let index = pg_sys::index_open(index_oid, pg_sys::RowExclusiveLock as i32);
+            let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+            pg_sys::ScanKeyInit(
+                &mut key,
+                1,
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::Oid::from(pg_sys::F_UUID_EQ),
+                pg_sys::Datum::from(tenant.as_bytes().as_ptr()),
+            );
+            let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
+            pg_sys::index_rescan(scan, &mut key, 1, std::ptr::null_mut(), 0);
+            let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+            let row = if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+                remember_root(tenant, (*scan).xs_heaptid);
+                let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut());
+                self.row_of(&mut *tuple, (*slot).tts_tid, tenant)
+            } else {
+                None
+            };
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
+            pg_sys::index_endscan(scan);
+            pg_sys::index_close(index, pg_sys::NoLock as i32);
+            row
+        }
+    }
+
+    /// The head row in `tuple` (at `tid`), if it is `tenant`'s.
+    unsafe fn row_of(&self, tuple: &mut pg_sys::HeapTupleData, tid: pg_sys::ItemPointerData, tenant: &uuid::Uuid) -> Option<HeadRow> {
+        // SAFETY: `tuple` is a valid tuple of this table (checked to have
+        // the three columns); values are copied out.
+        unsafe {
+            let desc = (*self.heap).rd_att;
             let mut isnull = false;
-            let seq = pg_sys::slot_getattr(slot, SEQ_ATT, &mut isnull);
+            let id = pg_sys::heap_getattr(tuple, 1, desc, &mut isnull);
+            if isnull || std::slice::from_raw_parts(id.cast_mut_ptr::<u8>(), 16) != tenant.as_bytes() {
+                return None;
+            }
+            let seq = pg_sys::heap_getattr(tuple, SEQ_ATT, desc, &mut isnull);
             let seq = if isnull { 0 } else { seq.value() as i64 };
-            let hash = pg_sys::slot_getattr(slot, HASH_ATT, &mut isnull);
+            let hash = pg_sys::heap_getattr(tuple, HASH_ATT, desc, &mut isnull);
             let hash = if isnull { None } else { Vec::<u8>::from_datum(hash, false) };
-            HeadRow {
-                tid: (*slot).tts_tid,
+            Some(HeadRow {
+                tid,
                 seq,
                 hash: hash.as_deref().and_then(|h| h.try_into().ok()).unwrap_or(GENESIS_PREV_HASH),
-            }
-        });
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::index_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::index_close(index, pg_sys::NoLock as i32);
-        row
+            })
+        }
     }
 }
 
@@ -134,6 +220,8 @@ pub fn write(tenant: &uuid::Uuid, tid: pg_sys::ItemPointerData, seq: i64, hash: 
         let mut old = tid;
         if update(heap, &mut old, tuple) {
             insert_index_entries(heap, tuple);
+            // Not HOT: the new version is the root of a new chain.
+            remember_root(tenant, (*tuple).t_self);
         }
         let new_tid = (*tuple).t_self;
         pg_sys::heap_freetuple(tuple);
@@ -208,5 +296,59 @@ unsafe fn index_insert(
         pg_sys::index_insert(index, values.as_mut_ptr(), isnull.as_mut_ptr(), tid, heap, check, false, info);
         #[cfg(feature = "pg13")]
         pg_sys::index_insert(index, values.as_mut_ptr(), isnull.as_mut_ptr(), tid, heap, check, info);
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    use super::{read, remember_root, write, HeadsTable, ROOTS};
+
+    fn new_chain() -> uuid::Uuid {
+        let t = Spi::get_one::<pgrx::Uuid>("SELECT d5.create_tenant('t-' || gen_random_uuid(), 'pro')").unwrap().unwrap();
+        uuid::Uuid::from_bytes(*t.as_bytes())
+    }
+
+    fn tid(block: u32, offset: u16) -> pg_sys::ItemPointerData {
+        pg_sys::ItemPointerData {
+            ip_blkid: pg_sys::BlockIdData { bi_hi: (block >> 16) as u16, bi_lo: block as u16 },
+            ip_posid: offset,
+        }
+    }
+
+    #[pg_test]
+    fn reads_the_head_from_its_root_through_hot_updates() {
+        let a = new_chain();
+        let first = read(&a).expect("the new tenant's chain has a head row");
+        let root = ROOTS.with_borrow(|r| r.get(&a).copied()).expect("the index lookup remembered the root");
+        write(&a, first.tid, first.seq + 1, &[9; 32]);
+        write(&a, read(&a).unwrap().tid, first.seq + 2, &[8; 32]);
+        let table = HeadsTable::open();
+        // SAFETY: a registered snapshot, unregistered below.
+        let from_root = unsafe {
+            let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+            let row = table.fetch_from_root(root, snapshot, &a);
+            pg_sys::UnregisterSnapshot(snapshot);
+            row
+        };
+        let row = from_root.expect("the HOT chain from the root leads to the newest version");
+        assert_eq!((row.seq, row.hash), (first.seq + 2, [8; 32]));
+        assert_eq!(read(&a).map(|r| (r.seq, r.hash)), Some((first.seq + 2, [8; 32])));
+    }
+
+    #[pg_test]
+    fn a_wrong_root_is_never_believed() {
+        let (a, b) = (new_chain(), new_chain());
+        let head_a = read(&a).unwrap();
+        let head_b = read(&b).unwrap();
+        let root_b = ROOTS.with_borrow(|r| r.get(&b).copied()).unwrap();
+        for wrong in [root_b, head_b.tid, tid(0, 999), tid(0, 0), tid(100_000, 1)] {
+            remember_root(&a, wrong);
+            let got = read(&a).expect("found through the index");
+            assert_eq!((got.seq, got.hash), (head_a.seq, head_a.hash), "hint {wrong:?}");
+            assert_eq!(format!("{:?}", got.tid), format!("{:?}", head_a.tid), "hint {wrong:?}");
+        }
     }
 }
