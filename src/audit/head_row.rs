@@ -165,13 +165,22 @@ impl HeadsTable {
             let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
             pg_sys::index_rescan(scan, &mut key, 1, std::ptr::null_mut(), 0);
             let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-            let row = if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-                remember_root(tenant, (*scan).xs_heaptid);
-                let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut());
-                self.row_of(&mut *tuple, (*slot).tts_tid, tenant)
-            } else {
-                None
-            };
+            // index_getnext_slot, keeping the TID the index entry holds (the
+            // fetch moves it along the HOT chain to the visible version).
+            let mut row = None;
+            loop {
+                let entry = pg_sys::index_getnext_tid(scan, pg_sys::ScanDirection::ForwardScanDirection);
+                if entry.is_null() {
+                    break;
+                }
+                let root = *entry;
+                if pg_sys::index_fetch_heap(scan, slot) {
+                    remember_root(tenant, root);
+                    let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, std::ptr::null_mut());
+                    row = self.row_of(&mut *tuple, (*slot).tts_tid, tenant);
+                    break;
+                }
+            }
             pg_sys::ExecDropSingleTupleTableSlot(slot);
             pg_sys::index_endscan(scan);
             pg_sys::index_close(index, pg_sys::NoLock as i32);
@@ -321,6 +330,10 @@ mod tests {
     #[pg_test]
     fn reads_the_head_from_its_root_through_hot_updates() {
         let a = new_chain();
+        // Its head row has been updated since it was inserted, so the index
+        // entry and the visible version differ: the index lookup must
+        // remember the former.
+        ROOTS.with_borrow_mut(|r| r.clear());
         let first = read(&a).expect("the new tenant's chain has a head row");
         let root = ROOTS.with_borrow(|r| r.get(&a).copied()).expect("the index lookup remembered the root");
         write(&a, first.tid, first.seq + 1, &[9; 32]);
