@@ -1,6 +1,6 @@
 //! A record's row in `d5.audit_log`, inserted directly into the partition its
-//! `logged_at` routes to, as COPY does: `table_tuple_insert`, the
-//! partition's constraints and indexes, no INSERT statement.
+//! `logged_at` routes to, as COPY does: `table_tuple_insert` and the
+//! partition's indexes, no INSERT statement.
 //!
 //! Why: after the head row (`head_row`), the record's INSERT was most of
 //! what the audit trigger cost, and about half of that INSERT was executor
