@@ -25,7 +25,7 @@ use pgrx::{IntoDatum, Spi};
 
 use d5_core::audit::{record_hash, AuditRecord, GENESIS_PREV_HASH};
 
-use super::head_row::{self, HeadRow};
+use super::head_row::{HeadRow, HeadsTable};
 use super::log_row::{self, RecordValues};
 use super::heads;
 use crate::error::{raise, spi, InternalError};
@@ -120,9 +120,9 @@ fn lock_chain_writers(tenant: &uuid::Uuid) {
 }
 
 /// Locks `tenant`'s chain for this transaction and returns its head row.
-fn lock_chain(plans: &Plans, tenant: &uuid::Uuid) -> HeadRow {
+fn lock_chain(plans: &Plans, table: &HeadsTable, tenant: &uuid::Uuid) -> HeadRow {
     lock_chain_writers(tenant);
-    if let Some(row) = head_row::read(tenant) {
+    if let Some(row) = table.read(tenant) {
         return row;
     }
     // A new chain: make its row (under the lock nobody else can; ON
@@ -133,13 +133,13 @@ fn lock_chain(plans: &Plans, tenant: &uuid::Uuid) -> HeadRow {
     });
     // SAFETY: makes the row just inserted visible to the next snapshot.
     unsafe { pg_sys::CommandCounterIncrement() };
-    head_row::read(tenant).unwrap_or_else(|| raise(InternalError("the new chain's head row is missing".into())))
+    table.read(tenant).unwrap_or_else(|| raise(InternalError("the new chain's head row is missing".into())))
 }
 
 /// Writes a head this transaction moved and did not write yet (called at
 /// pre-commit, and for appends made while committing).
 pub fn store_head(tenant: &uuid::Uuid, head: &heads::Head) {
-    let tid = head_row::write(tenant, head.row.tid, head.row.seq, &head.row.hash);
+    let tid = HeadsTable::open().write(tenant, head.row.tid, head.row.seq, &head.row.hash);
     heads::stored(tenant, tid);
 }
 
@@ -155,12 +155,14 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
         )
     };
     let (seq, hash, written) = with_plans(|plans| {
-        let (head, first_in_transaction) = match heads::get(&rec.tenant_id) {
-            Some(head) => (head.row, false),
+        // Open only for the chain's first record in the transaction.
+        let (head, heads_table) = match heads::get(&rec.tenant_id) {
+            Some(head) => (head.row, None),
             None => {
-                let row = lock_chain(plans, &rec.tenant_id);
+                let table = HeadsTable::open();
+                let row = lock_chain(plans, &table, &rec.tenant_id);
                 heads::locked(rec.tenant_id, row);
-                (row, true)
+                (row, Some(table))
             }
         };
         let seq = head.seq + 1;
@@ -223,7 +225,7 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
         // The first record of a chain in a transaction also writes the head:
         // a one-record transaction (the common case) then needs nothing at
         // commit. Later ones keep it in memory until pre-commit.
-        let written = first_in_transaction.then(|| head_row::write(&rec.tenant_id, head.tid, seq, &hash));
+        let written = heads_table.map(|table| table.write(&rec.tenant_id, head.tid, seq, &hash));
         (seq, hash, written)
     });
     if heads::advance(rec.tenant_id, seq, hash, written) {

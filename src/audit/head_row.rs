@@ -35,9 +35,11 @@ pub struct HeadRow {
     pub hash: [u8; 32],
 }
 
-/// `d5.audit_chain_heads`, opened for the duration of one operation. Its
-/// columns are (tenant_id, seq, hash), as sql/audit.sql makes them.
-struct HeadsTable {
+/// `d5.audit_chain_heads`, opened for the duration of one operation (a
+/// chain's first record in a transaction reads and writes its row through
+/// one opening). Its columns are (tenant_id, seq, hash), as sql/audit.sql
+/// makes them.
+pub struct HeadsTable {
     heap: pg_sys::Relation,
 }
 
@@ -45,7 +47,7 @@ const SEQ_ATT: i32 = 2;
 const HASH_ATT: i32 = 3;
 
 impl HeadsTable {
-    fn open() -> Self {
+    pub fn open() -> Self {
         // SAFETY: syscache lookups by name; the relation is opened with the
         // lock an UPDATE takes and closed (lock kept) by Drop.
         unsafe {
@@ -76,7 +78,7 @@ thread_local! {
     /// Where each chain's head row starts in the heap: the TID its primary
     /// key entry points at, the root of the row's HOT chain. Every update
     /// of a head row is HOT while its page has room, so the root stays put
-    /// and [`read`] goes straight to the heap page instead of through the
+    /// and [`HeadsTable::read`] goes straight to the heap page instead of through the
     /// index. Only a hint: what it finds is checked (tenant and visibility)
     /// and the index is asked when it finds nothing.
     static ROOTS: RefCell<HashMap<uuid::Uuid, pg_sys::ItemPointerData>> = RefCell::new(HashMap::new());
@@ -94,25 +96,52 @@ fn remember_root(tenant: &uuid::Uuid, root: pg_sys::ItemPointerData) {
     });
 }
 
-/// The chain's head row as the newest snapshot sees it, or None for a chain
-/// without one. The caller holds the chain's lock.
-pub fn read(tenant: &uuid::Uuid) -> Option<HeadRow> {
-    let table = HeadsTable::open();
-    // SAFETY: the snapshot is registered for this block and unregistered
-    // before it ends (or by the abort of the transaction).
-    unsafe {
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let cached = ROOTS.with_borrow(|roots| roots.get(tenant).copied());
-        let row = match cached.and_then(|root| table.fetch_from_root(root, snapshot, tenant)) {
-            Some(row) => Some(row),
-            None => table.look_up(snapshot, tenant),
-        };
-        pg_sys::UnregisterSnapshot(snapshot);
-        row
-    }
-}
-
 impl HeadsTable {
+    /// The chain's head row as the newest snapshot sees it, or None for a
+    /// chain without one. The caller holds the chain's lock.
+    pub fn read(&self, tenant: &uuid::Uuid) -> Option<HeadRow> {
+        // SAFETY: the snapshot is registered for this block and unregistered
+        // before it ends (or by the abort of the transaction).
+        unsafe {
+            let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+            let cached = ROOTS.with_borrow(|roots| roots.get(tenant).copied());
+            let row = match cached.and_then(|root| self.fetch_from_root(root, snapshot, tenant)) {
+                Some(row) => Some(row),
+                None => self.look_up(snapshot, tenant),
+            };
+            pg_sys::UnregisterSnapshot(snapshot);
+            row
+        }
+    }
+
+    /// Points the head row at `tid` to (`seq`, `hash`); returns the new
+    /// row's location. The caller holds the chain's lock, and `tid` is the
+    /// row's newest version (from [`HeadsTable::read`] or an earlier write).
+    pub fn write(&self, tenant: &uuid::Uuid, tid: pg_sys::ItemPointerData, seq: i64, hash: &[u8; 32]) -> pg_sys::ItemPointerData {
+        let heap = self.heap;
+        let hash_datum = hash.as_slice().into_datum().unwrap_or(pg_sys::Datum::from(0));
+        let mut values = [pg_sys::Datum::from(tenant.as_bytes().as_ptr()), seq.into(), hash_datum];
+        let mut nulls = [false; 3];
+        // SAFETY: the tuple matches the table's three columns (checked by
+        // `open`); simple_heap_update raises an error rather than update
+        // anything but the visible newest version at `tid`.
+        unsafe {
+            let tuple = pg_sys::heap_form_tuple((*heap).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
+            let mut old = tid;
+            if update(heap, &mut old, tuple) {
+                insert_index_entries(heap, tuple);
+                // Not HOT: the new version is the root of a new chain.
+                remember_root(tenant, (*tuple).t_self);
+            }
+            let new_tid = (*tuple).t_self;
+            pg_sys::heap_freetuple(tuple);
+            // Later commands of this transaction (a second write at
+            // pre-commit, a verifier) must see this version.
+            pg_sys::CommandCounterIncrement();
+            new_tid
+        }
+    }
+
     /// The version of the row whose HOT chain starts at `root` that
     /// `snapshot` sees, if it is `tenant`'s head row; what an index scan
     /// does once the index has given it the TID.
@@ -124,7 +153,7 @@ impl HeadsTable {
         // offset and follows only a genuine HOT chain from the root.
         unsafe {
             let heap = self.heap;
-            let block = (u32::from(root.ip_blkid.bi_hi) << 16) | u32::from(root.ip_blkid.bi_lo);
+            let (block, _) = pgrx::itemptr::item_pointer_get_both(root);
             if block >= pg_sys::RelationGetNumberOfBlocksInFork(heap, pg_sys::ForkNumber::MAIN_FORKNUM) {
                 return None;
             }
@@ -212,35 +241,6 @@ impl HeadsTable {
     }
 }
 
-/// Points the head row at `tid` to (`seq`, `hash`); returns the new row's
-/// location. The caller holds the chain's lock, and `tid` is the row's
-/// newest version (read by [`read`] or returned by an earlier `write`).
-pub fn write(tenant: &uuid::Uuid, tid: pg_sys::ItemPointerData, seq: i64, hash: &[u8; 32]) -> pg_sys::ItemPointerData {
-    let table = HeadsTable::open();
-    let heap = table.heap;
-    let hash_datum = hash.as_slice().into_datum().unwrap_or(pg_sys::Datum::from(0));
-    let mut values = [pg_sys::Datum::from(tenant.as_bytes().as_ptr()), seq.into(), hash_datum];
-    let mut nulls = [false; 3];
-    // SAFETY: the tuple matches the table's three columns (checked by
-    // `open`); simple_heap_update raises an error rather than update
-    // anything but the visible newest version at `tid`.
-    unsafe {
-        let tuple = pg_sys::heap_form_tuple((*heap).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
-        let mut old = tid;
-        if update(heap, &mut old, tuple) {
-            insert_index_entries(heap, tuple);
-            // Not HOT: the new version is the root of a new chain.
-            remember_root(tenant, (*tuple).t_self);
-        }
-        let new_tid = (*tuple).t_self;
-        pg_sys::heap_freetuple(tuple);
-        // Later commands of this transaction (a second write at pre-commit,
-        // a verifier) must see this version.
-        pg_sys::CommandCounterIncrement();
-        new_tid
-    }
-}
-
 /// `simple_heap_update`; true when the new version needs index entries
 /// (the update was not HOT).
 #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
@@ -313,7 +313,7 @@ unsafe fn index_insert(
 mod tests {
     use pgrx::prelude::*;
 
-    use super::{read, remember_root, write, HeadsTable, ROOTS};
+    use super::{remember_root, HeadsTable, ROOTS};
 
     fn new_chain() -> uuid::Uuid {
         let t = Spi::get_one::<pgrx::Uuid>("SELECT d5.create_tenant('t-' || gen_random_uuid(), 'pro')").unwrap().unwrap();
@@ -321,10 +321,9 @@ mod tests {
     }
 
     fn tid(block: u32, offset: u16) -> pg_sys::ItemPointerData {
-        pg_sys::ItemPointerData {
-            ip_blkid: pg_sys::BlockIdData { bi_hi: (block >> 16) as u16, bi_lo: block as u16 },
-            ip_posid: offset,
-        }
+        let mut tid = pg_sys::ItemPointerData::default();
+        pgrx::itemptr::item_pointer_set_all(&mut tid, block, offset);
+        tid
     }
 
     #[pg_test]
@@ -334,11 +333,11 @@ mod tests {
         // entry and the visible version differ: the index lookup must
         // remember the former.
         ROOTS.with_borrow_mut(|r| r.clear());
-        let first = read(&a).expect("the new tenant's chain has a head row");
-        let root = ROOTS.with_borrow(|r| r.get(&a).copied()).expect("the index lookup remembered the root");
-        write(&a, first.tid, first.seq + 1, &[9; 32]);
-        write(&a, read(&a).unwrap().tid, first.seq + 2, &[8; 32]);
         let table = HeadsTable::open();
+        let first = table.read(&a).expect("the new tenant's chain has a head row");
+        let root = ROOTS.with_borrow(|r| r.get(&a).copied()).expect("the index lookup remembered the root");
+        table.write(&a, first.tid, first.seq + 1, &[9; 32]);
+        table.write(&a, table.read(&a).unwrap().tid, first.seq + 2, &[8; 32]);
         // SAFETY: a registered snapshot, unregistered below.
         let from_root = unsafe {
             let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
@@ -348,18 +347,19 @@ mod tests {
         };
         let row = from_root.expect("the HOT chain from the root leads to the newest version");
         assert_eq!((row.seq, row.hash), (first.seq + 2, [8; 32]));
-        assert_eq!(read(&a).map(|r| (r.seq, r.hash)), Some((first.seq + 2, [8; 32])));
+        assert_eq!(table.read(&a).map(|r| (r.seq, r.hash)), Some((first.seq + 2, [8; 32])));
     }
 
     #[pg_test]
     fn a_wrong_root_is_never_believed() {
         let (a, b) = (new_chain(), new_chain());
-        let head_a = read(&a).unwrap();
-        let head_b = read(&b).unwrap();
+        let table = HeadsTable::open();
+        let head_a = table.read(&a).unwrap();
+        let head_b = table.read(&b).unwrap();
         let root_b = ROOTS.with_borrow(|r| r.get(&b).copied()).unwrap();
         for wrong in [root_b, head_b.tid, tid(0, 999), tid(0, 0), tid(100_000, 1)] {
             remember_root(&a, wrong);
-            let got = read(&a).expect("found through the index");
+            let got = table.read(&a).expect("found through the index");
             assert_eq!((got.seq, got.hash), (head_a.seq, head_a.hash), "hint {wrong:?}");
             assert_eq!(format!("{:?}", got.tid), format!("{:?}", head_a.tid), "hint {wrong:?}");
         }
