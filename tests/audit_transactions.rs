@@ -110,8 +110,7 @@ fn a_chain_first_locked_in_a_rolled_back_savepoint_is_locked_again() {
         .unwrap();
     // The rollback released the chain's lock: another writer goes ahead
     // (a lock still held would make it wait, and time out here).
-    second.batch_execute("SET statement_timeout = '20s'; BEGIN").unwrap();
-    second.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    begin_with(&mut second, "SET statement_timeout = '20s'; BEGIN", t);
     second.batch_execute("INSERT INTO d5.users (email) VALUES ('second@x.example'); COMMIT").unwrap();
     // The first transaction must now chain onto the second's record.
     first.batch_execute("INSERT INTO d5.users (email) VALUES ('first@x.example'); COMMIT").unwrap();
@@ -206,8 +205,7 @@ fn repeatable_read_and_serializable_writers_chain_onto_records_committed_after_t
     let (_, mut early) = db.login("d5_app");
     let (_, mut other) = db.login("d5_app");
     for (i, level) in ["REPEATABLE READ", "SERIALIZABLE"].into_iter().enumerate() {
-        early.batch_execute(&format!("BEGIN ISOLATION LEVEL {level}")).unwrap();
-        early.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+        begin_with(&mut early, &format!("BEGIN ISOLATION LEVEL {level}"), t);
         // Takes the transaction's snapshot.
         early.query("SELECT count(*) FROM d5.users", &[]).unwrap();
         begin_as(&mut other, t);
@@ -253,16 +251,14 @@ fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
         .get(0);
     assert_eq!(held, 1, "the writer holds its chain's lock");
     // Another tenant's writer does not wait.
-    waiter.batch_execute("SET lock_timeout = '200ms'; BEGIN").unwrap();
-    waiter.execute("SELECT d5.set_tenant($1)", &[&u]).unwrap();
+    begin_with(&mut waiter, "SET lock_timeout = '200ms'; BEGIN", u);
     waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('elsewhere@x.example'); COMMIT").unwrap();
 
     // The same tenant's writer waits on that lock (not on a row or on the
     // holder's transaction id) until the holder commits, then chains after it.
     let (waited, mut waiter) = std::thread::scope(|s| {
         let waiting = s.spawn(move || {
-            waiter.batch_execute("SET lock_timeout = '20s'; BEGIN").unwrap();
-            waiter.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+            begin_with(&mut waiter, "SET lock_timeout = '20s'; BEGIN", t);
             waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('waiter@x.example'); COMMIT").unwrap();
             waiter
         });
@@ -291,8 +287,7 @@ fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
     // Under lock_timeout it gives up (55P03) with its change undone.
     begin_as(&mut holder, t);
     holder.batch_execute("INSERT INTO d5.users (email) VALUES ('holder2@x.example')").unwrap();
-    waiter.batch_execute("SET lock_timeout = '200ms'; BEGIN").unwrap();
-    waiter.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+    begin_with(&mut waiter, "SET lock_timeout = '200ms'; BEGIN", t);
     let err = waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('timed-out@x.example')").unwrap_err();
     assert_eq!(sqlstate(&err), "55P03", "{err}");
     waiter.batch_execute("ROLLBACK").unwrap();

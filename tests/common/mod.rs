@@ -120,13 +120,19 @@ impl Drop for TestDb {
     }
 }
 
-/// The SQLSTATE of a failed statement, for asserting on error classes.
 /// BEGIN, then `d5.set_tenant(tenant)`: the transaction an application runs.
 pub fn begin_as(client: &mut Client, tenant: uuid::Uuid) {
-    client.batch_execute("BEGIN").unwrap();
+    begin_with(client, "BEGIN", tenant);
+}
+
+/// [`begin_as`] with the transaction opened by `begin` (settings before the
+/// BEGIN, an isolation level).
+pub fn begin_with(client: &mut Client, begin: &str, tenant: uuid::Uuid) {
+    client.batch_execute(begin).unwrap();
     client.execute("SELECT d5.set_tenant($1)", &[&tenant]).unwrap();
 }
 
+/// The SQLSTATE of a failed statement, for asserting on error classes.
 pub fn sqlstate(err: &postgres::Error) -> String {
     err.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no sqlstate: {err}"))
 }
