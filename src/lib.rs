@@ -9,6 +9,7 @@ mod error;
 mod gucs;
 mod json_schema;
 mod lifecycle;
+mod prepared;
 mod privilege;
 mod tenancy;
 mod version;

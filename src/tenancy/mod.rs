@@ -8,6 +8,7 @@ use pgrx::{PgSqlErrorCode, Uuid};
 
 use crate::error::{raise, spi, SqlError};
 use crate::gucs;
+use crate::prepared;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
@@ -120,11 +121,30 @@ fn may_skip_token() -> bool {
     .unwrap_or(false)
 }
 
+thread_local! {
+    static AUTHORIZE: prepared::Kept = const { prepared::Kept::new() };
+    static TENANT_STATUS: prepared::Kept = const { prepared::Kept::new() };
+}
+
 /// Checks status (and token) through the SECURITY DEFINER `d5._authorize_tenant`,
 /// which can read what the caller cannot. It decides, it never sets.
 fn authorize(tenant: Uuid, token: Option<&str>) {
-    let args = [tenant.into(), token.into()];
-    spi(Spi::run_with_args("SELECT d5._authorize_tenant($1, $2)", &args));
+    // Kept plans here and in _authorize_tenant: parsing and planning the two
+    // statements on every call was most of what d5.set_tenant cost.
+    let sql = "SELECT d5._authorize_tenant($1, $2)";
+    prepared::with(&AUTHORIZE, sql, &[pg_sys::UUIDOID, pg_sys::TEXTOID], |plan| {
+        Spi::connect_mut(|client| {
+            spi(client.update(plan, None, &[tenant.into(), token.into()]));
+        });
+    });
+}
+
+/// The status of `tenant` (read inside `_authorize_tenant`, as its owner).
+fn tenant_status(tenant: Uuid) -> Option<String> {
+    let sql = "SELECT (SELECT status FROM d5.tenants WHERE id = $1)";
+    prepared::with(&TENANT_STATUS, sql, &[pg_sys::UUIDOID], |plan| {
+        Spi::connect(|client| spi(spi(client.select(plan, None, &[tenant.into()])).first().get_one::<String>()))
+    })
 }
 
 /// Raises unless `tenant` is active and, when `token` is given, the token is valid for it.
@@ -136,11 +156,7 @@ fn _authorize_tenant(tenant: Option<Uuid>, token: Option<&str>) {
     // pgrx "argument must not be null" panic (XX000); the function is not
     // STRICT because token may be NULL.
     let tenant = tenant.unwrap_or_else(|| raise(TenancyError::NullTenant));
-    let status = spi(Spi::get_one_with_args::<String>(
-        "SELECT (SELECT status FROM d5.tenants WHERE id = $1)",
-        &[tenant.into()],
-    ));
-    match status.as_deref() {
+    match tenant_status(tenant).as_deref() {
         None => raise(TenancyError::UnknownTenant(tenant)),
         Some("active") => {}
         Some(_) => raise(TenancyError::Suspended(tenant)),
