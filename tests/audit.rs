@@ -608,3 +608,55 @@ fn the_one_pass_verifier_reads_jsonb_as_postgres_prints_it() {
     assert_eq!(bad, (false, Some(seq)));
     assert!(notices.lock().unwrap().iter().any(|m| m.ends_with(" 1 read again in seq order")), "{:?}", notices.lock().unwrap());
 }
+
+#[test]
+fn changed_columns_are_the_columns_whose_values_changed() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let mut su = db.superuser();
+    let (_, mut app) = db.login("d5_app");
+    begin_as(&mut app, t);
+    // tags big enough to be stored out of line (TOAST), to be compared by value.
+    app.batch_execute(
+        "INSERT INTO d5.cloud_accounts (provider, external_account_id) VALUES ('aws', '1');
+         INSERT INTO d5.resources (account_id, resource_type, provider_resource_id, region, name, tags)
+         SELECT id, 'vm', 'i-1', 'eu-1', 'web',
+                (SELECT jsonb_object_agg('k' || g, (SELECT string_agg(md5(g || '-' || i), '') FROM generate_series(1, 7) i))
+                   FROM generate_series(1, 49) g)
+           FROM d5.cloud_accounts;
+         COMMIT;",
+    )
+    .unwrap();
+    // (update, columns that must be listed, columns that must not)
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        ("UPDATE d5.resources SET name = NULL, region = 'eu-2'", &["name", "region"], &["tags", "resource_type"]),
+        ("UPDATE d5.resources SET name = 'db'", &["name"], &["region", "tags"]),
+        ("UPDATE d5.resources SET tags = tags, resource_type = resource_type", &[], &["tags", "resource_type", "name"]),
+        ("UPDATE d5.resources SET tags = tags || '{\"x\": \"1\"}'", &["tags"], &["name", "region"]),
+    ];
+    for (update, listed, unlisted) in cases {
+        begin_as(&mut app, t);
+        app.batch_execute(&format!("{update}; COMMIT")).unwrap();
+        let row = su
+            .query_one(
+                "SELECT changed_cols,
+                        changed_cols = (SELECT coalesce(jsonb_agg(n.key ORDER BY n.key COLLATE \"C\"), '[]')
+                                          FROM jsonb_each(new_row) n WHERE n.value IS DISTINCT FROM old_row -> n.key)
+                   FROM d5.audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+                &[&t],
+            )
+            .unwrap();
+        let changed: serde_json::Value = row.get(0);
+        let names: Vec<&str> = changed.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(row.get::<_, bool>(1), "{update}: {changed} is not the columns whose values differ");
+        for c in listed {
+            assert!(names.contains(c), "{update}: {c} missing from {changed}");
+        }
+        for c in unlisted {
+            assert!(!names.contains(c), "{update}: {c} listed in {changed}");
+        }
+    }
+    let (ok, reason): (bool, Option<String>) =
+        su.query_one("SELECT ok, reason FROM d5.verify_audit_chain($1)", &[&t]).map(|r| (r.get(0), r.get(1))).unwrap();
+    assert!(ok, "{reason:?}");
+}

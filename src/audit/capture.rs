@@ -47,12 +47,8 @@ fn _audit_row<'a>(
     let tenant = unsafe { chain_tenant(any_tuple, desc, &chain_column) }?;
     // SAFETY: as above.
     let row_pk = unsafe { primary_key_json(&relation, any_tuple, desc) };
-    let changed = match (&old_row, &new_row) {
-        (Some(o), Some(n)) => Some(json::from_text(
-            &serde_json::to_string(&json::changed_columns(&o.text, &n.text)).unwrap_or_else(|_| "[]".into()),
-        )),
-        _ => None,
-    };
+    // SAFETY: both tuples are this relation's, described by desc.
+    let changed = (op == "UPDATE").then(|| unsafe { json::changed_columns(old_tuple, new_tuple, desc) });
     let table = format!("{}.{}", relation.namespace(), relation.name());
     // Through a SECURITY DEFINER function the current user is its owner; the
     // login behind it is kept too.

@@ -37,17 +37,6 @@ pub fn from_text(json: &str) -> OwnedJsonb {
 /// # Safety
 /// Every pointer is a valid C string in the database encoding.
 pub unsafe fn object_of_texts(members: &[(*const std::ffi::c_char, Option<*const std::ffi::c_char>)]) -> OwnedJsonb {
-    fn string(s: *const std::ffi::c_char) -> pg_sys::JsonbValue {
-        // SAFETY: zero is a valid JsonbValue (jbvNull); then made a string
-        // pointing at the caller's C string, which outlives the build.
-        unsafe {
-            let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-            v.type_ = pg_sys::jbvType::jbvString;
-            v.val.string.len = CStr::from_ptr(s).to_bytes().len() as i32;
-            v.val.string.val = s.cast_mut();
-            v
-        }
-    }
     // SAFETY: the standard way to build a jsonb (pushJsonbValue copies each
     // value into its parse state; END_OBJECT sorts and de-duplicates keys).
     unsafe {
@@ -55,16 +44,50 @@ pub unsafe fn object_of_texts(members: &[(*const std::ffi::c_char, Option<*const
         let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
         pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
         for (name, value) in members {
-            let mut key = string(*name);
+            let mut key = jsonb_string(*name);
             pg_sys::pushJsonbValue(&mut state, WJB_KEY, &mut key);
             let mut value = match value {
-                Some(v) => string(*v),
+                Some(v) => jsonb_string(*v),
                 None => std::mem::zeroed(),
             };
             pg_sys::pushJsonbValue(&mut state, WJB_VALUE, &mut value);
         }
         let object = pg_sys::pushJsonbValue(&mut state, WJB_END_OBJECT, std::ptr::null_mut());
         let datum = pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object));
+        OwnedJsonb { text: text_of(datum), datum }
+    }
+}
+
+/// A string `JsonbValue` pointing at `s` (a C string that outlives the build).
+fn jsonb_string(s: *const std::ffi::c_char) -> pg_sys::JsonbValue {
+    // SAFETY: zero is a valid JsonbValue (jbvNull); then made a string
+    // pointing at the caller's C string.
+    unsafe {
+        let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+        v.type_ = pg_sys::jbvType::jbvString;
+        v.val.string.len = CStr::from_ptr(s).to_bytes().len() as i32;
+        v.val.string.val = s.cast_mut();
+        v
+    }
+}
+
+/// A jsonb array of strings, built as a `JsonbValue` like
+/// [`object_of_texts`].
+///
+/// # Safety
+/// Every pointer is a valid C string in the database encoding.
+pub unsafe fn array_of_texts(elements: &[*const std::ffi::c_char]) -> OwnedJsonb {
+    // SAFETY: as in object_of_texts.
+    unsafe {
+        use pg_sys::JsonbIteratorToken::{WJB_BEGIN_ARRAY, WJB_ELEM, WJB_END_ARRAY};
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
+        for element in elements {
+            let mut value = jsonb_string(*element);
+            pg_sys::pushJsonbValue(&mut state, WJB_ELEM, &mut value);
+        }
+        let array = pg_sys::pushJsonbValue(&mut state, WJB_END_ARRAY, std::ptr::null_mut());
+        let datum = pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(array));
         OwnedJsonb { text: text_of(datum), datum }
     }
 }
@@ -127,17 +150,62 @@ fn text_of(datum: pg_sys::Datum) -> String {
     }
 }
 
-/// Columns whose values differ between two row objects (jsonb_out texts of
-/// the old and new row), in key order. Compares the canonical text of each
-/// value, which jsonb makes unique.
-pub fn changed_columns(old: &str, new: &str) -> Vec<String> {
-    use std::collections::BTreeMap;
-    type Row<'a> = BTreeMap<String, &'a serde_json::value::RawValue>;
-    let (Ok(old), Ok(new)) = (serde_json::from_str::<Row>(old), serde_json::from_str::<Row>(new)) else {
-        return Vec::new();
-    };
-    new.iter()
-        .filter(|(k, v)| old.get(*k).map(|o| o.get()) != Some(v.get()))
-        .map(|(k, _)| k.clone())
-        .collect()
+/// The columns whose stored values differ between two versions of a row, as
+/// a jsonb array of their names in byte order of the names (the order this
+/// list has always had in the hash input). Compared as `datum_image_eq`
+/// does, value by value on the tuples: no row is printed or parsed for it.
+///
+/// # Safety
+/// `old` and `new` are valid heap tuples described by `desc`.
+pub unsafe fn changed_columns(old: pg_sys::HeapTuple, new: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> OwnedJsonb {
+    let mut names: Vec<&CStr> = Vec::new();
+    // SAFETY: per the function contract; attribute numbers come from desc.
+    unsafe {
+        for i in 0..(*desc).natts {
+            let att = &*(*desc).attrs.as_ptr().add(i as usize);
+            if att.attisdropped {
+                continue;
+            }
+            let (mut old_null, mut new_null) = (false, false);
+            let old_value = pg_sys::heap_getattr(old, i + 1, desc, &mut old_null);
+            let new_value = pg_sys::heap_getattr(new, i + 1, desc, &mut new_null);
+            let same = match (old_null, new_null) {
+                (true, true) => true,
+                (false, false) => same_image(old_value, new_value, att.attbyval, att.attlen),
+                _ => false,
+            };
+            if !same {
+                names.push(CStr::from_ptr(att.attname.data.as_ptr()));
+            }
+        }
+        names.sort_by(|a, b| a.to_bytes().cmp(b.to_bytes()));
+        let names: Vec<*const std::ffi::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+        array_of_texts(&names)
+    }
+}
+
+/// Whether two non-null values of one type are the same bytes (varlenas
+/// compared detoasted, whatever their compression or storage).
+unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, by_value: bool, len: i16) -> bool {
+    // SAFETY: the datums are values of a column with this byval/len.
+    unsafe {
+        if by_value {
+            return a == b;
+        }
+        match len {
+            -1 => {
+                let a = pg_sys::pg_detoast_datum_packed(a.cast_mut_ptr());
+                let b = pg_sys::pg_detoast_datum_packed(b.cast_mut_ptr());
+                let (a_len, b_len) = (pgrx::varlena::varsize_any_exhdr(a), pgrx::varlena::varsize_any_exhdr(b));
+                a_len == b_len
+                    && std::slice::from_raw_parts(pgrx::varlena::vardata_any(a).cast::<u8>(), a_len)
+                        == std::slice::from_raw_parts(pgrx::varlena::vardata_any(b).cast::<u8>(), b_len)
+            }
+            -2 => CStr::from_ptr(a.cast_mut_ptr()) == CStr::from_ptr(b.cast_mut_ptr()),
+            n => {
+                let n = n as usize;
+                std::slice::from_raw_parts(a.cast_mut_ptr::<u8>(), n) == std::slice::from_raw_parts(b.cast_mut_ptr::<u8>(), n)
+            }
+        }
+    }
 }
