@@ -16,11 +16,8 @@
 //! partition (`log_row`), or through an INSERT statement where only the
 //! statement does everything a DBA's additions to the table ask for.
 
-use std::cell::RefCell;
-
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
-use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{IntoDatum, Spi};
 
 use d5_core::audit::{record_hash, AuditRecord, GENESIS_PREV_HASH};
@@ -29,6 +26,7 @@ use super::head_row::{HeadRow, HeadsTable};
 use super::log_row::{self, RecordValues};
 use super::heads;
 use crate::error::{raise, spi, InternalError};
+use crate::prepared;
 
 /// Postgres timestamps count from 2000-01-01; the hash uses the Unix epoch.
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
@@ -55,13 +53,11 @@ pub struct Jsonb<'a> {
     pub text: &'a str,
 }
 
-struct Plans {
-    new_head: OwnedPreparedStatement,
-    insert: OwnedPreparedStatement,
-}
-
+// Kept plans of the two statements below (`crate::prepared`); each has its
+// own cell, so an INSERT whose triggers append again does not borrow it twice.
 thread_local! {
-    static PLANS: RefCell<Option<Plans>> = const { RefCell::new(None) };
+    static NEW_HEAD_PLAN: prepared::Kept = const { prepared::Kept::new() };
+    static INSERT_PLAN: prepared::Kept = const { prepared::Kept::new() };
 }
 
 /// Class of the chain locks in the advisory lock space (`objsubid` in
@@ -77,25 +73,6 @@ const INSERT: &str = "INSERT INTO d5.audit_log (tenant_id, seq, prev_hash, hash,
                                  table_name, operation, row_pk, old_row, new_row, changed_cols,
                                  row_count, rows_digest, detail)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
-
-fn prepare() -> Plans {
-    Spi::connect(|client| {
-        let record = log_row::COLUMNS.map(|(_, type_oid)| type_oid.into());
-        Plans {
-            new_head: spi(client.prepare_mut(NEW_HEAD, &[pg_sys::UUIDOID.into(), pg_sys::BYTEAOID.into()])).keep(),
-            insert: spi(client.prepare_mut(INSERT, &record)).keep(),
-        }
-    })
-}
-
-/// Runs `f` with the chain's statements. Callers run as the extension owner,
-/// inside its GUC level.
-fn with_plans<R>(f: impl FnOnce(&Plans) -> R) -> R {
-    PLANS.with(|cell| {
-        let mut plans = cell.borrow_mut();
-        f(plans.get_or_insert_with(prepare))
-    })
-}
 
 /// Takes `tenant`'s chain lock for the rest of the transaction (a rolled-back
 /// savepoint that took it releases it). Transaction-scoped, like
@@ -120,16 +97,18 @@ fn lock_chain_writers(tenant: &uuid::Uuid) {
 }
 
 /// Locks `tenant`'s chain for this transaction and returns its head row.
-fn lock_chain(plans: &Plans, table: &HeadsTable, tenant: &uuid::Uuid) -> HeadRow {
+fn lock_chain(table: &HeadsTable, tenant: &uuid::Uuid) -> HeadRow {
     lock_chain_writers(tenant);
     if let Some(row) = table.read(tenant) {
         return row;
     }
     // A new chain: make its row (under the lock nobody else can; ON
     // CONFLICT only guards against a row restored meanwhile).
-    Spi::connect_mut(|client| {
-        let tenant_arg = pgrx::Uuid::from_bytes(*tenant.as_bytes());
-        spi(client.update(&plans.new_head, None, &[tenant_arg.into(), GENESIS_PREV_HASH.to_vec().into()]));
+    let tenant_arg = pgrx::Uuid::from_bytes(*tenant.as_bytes());
+    prepared::with(&NEW_HEAD_PLAN, NEW_HEAD, &[pg_sys::UUIDOID, pg_sys::BYTEAOID], |plan| {
+        Spi::connect_mut(|client| {
+            spi(client.update(plan, None, &[tenant_arg.into(), GENESIS_PREV_HASH.to_vec().into()]));
+        });
     });
     // SAFETY: makes the row just inserted visible to the next snapshot.
     unsafe { pg_sys::CommandCounterIncrement() };
@@ -154,13 +133,13 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
             pg_sys::GetTopFullTransactionId().value as i64,
         )
     };
-    let (seq, hash, written) = with_plans(|plans| {
+    let (seq, hash, written) = {
         // Open only for the chain's first record in the transaction.
         let (head, heads_table) = match heads::get(&rec.tenant_id) {
             Some(head) => (head.row, None),
             None => {
                 let table = HeadsTable::open();
-                let row = lock_chain(plans, &table, &rec.tenant_id);
+                let row = lock_chain(&table, &rec.tenant_id);
                 heads::locked(rec.tenant_id, row);
                 (row, Some(table))
             }
@@ -218,8 +197,11 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
                 }
             });
             let args: Vec<DatumWithOid<'_>> = args.collect();
-            Spi::connect_mut(|client| {
-                spi(client.update(&plans.insert, None, &args));
+            let types = log_row::COLUMNS.map(|(_, type_oid)| type_oid);
+            prepared::with(&INSERT_PLAN, INSERT, &types, |plan| {
+                Spi::connect_mut(|client| {
+                    spi(client.update(plan, None, &args));
+                });
             });
         }
         // The first record of a chain in a transaction also writes the head:
@@ -227,7 +209,7 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
         // commit. Later ones keep it in memory until pre-commit.
         let written = heads_table.map(|table| table.write(&rec.tenant_id, head.tid, seq, &hash));
         (seq, hash, written)
-    });
+    };
     if heads::advance(rec.tenant_id, seq, hash, written) {
         if let Some(head) = heads::get(&rec.tenant_id) {
             store_head(&rec.tenant_id, &head);
