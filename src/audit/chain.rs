@@ -133,83 +133,80 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
             pg_sys::GetTopFullTransactionId().value as i64,
         )
     };
-    let (seq, hash, written) = {
-        // Open only for the chain's first record in the transaction.
-        let (head, heads_table) = match heads::get(&rec.tenant_id) {
-            Some(head) => (head.row, None),
-            None => {
-                let table = HeadsTable::open();
-                let row = lock_chain(&table, &rec.tenant_id);
-                heads::locked(rec.tenant_id, row);
-                (row, Some(table))
-            }
-        };
-        let seq = head.seq + 1;
-        let record = AuditRecord {
-            tenant_id: rec.tenant_id,
-            seq,
-            prev_hash: head.hash,
-            logged_at_micros: logged_at + PG_EPOCH_OFFSET_MICROS,
-            txid,
-            db_role,
-            actor,
-            table_name: rec.table_name,
-            operation: rec.operation,
-            row_pk: rec.row_pk.map(|j| j.text),
-            old_row: rec.old_row.map(|j| j.text),
-            new_row: rec.new_row.map(|j| j.text),
-            changed_cols: rec.changed_cols.map(|j| j.text),
-            row_count: rec.row_count,
-            rows_digest: rec.rows_digest,
-            detail: rec.detail.map(|j| j.text),
-        };
-        let hash = record_hash(&record);
-        let text = |t: &str| t.into_datum();
-        let jsonb = |j: Option<Jsonb<'_>>| j.map(|j| j.datum);
-        let values: RecordValues = [
-            Some(pg_sys::Datum::from(rec.tenant_id.as_bytes().as_ptr())),
-            Some(seq.into()),
-            head.hash.as_slice().into_datum(),
-            hash.as_slice().into_datum(),
-            Some(logged_at.into()),
-            Some(txid.into()),
-            text(db_role),
-            actor.and_then(text),
-            rec.table_name.and_then(text),
-            text(rec.operation),
-            jsonb(rec.row_pk),
-            jsonb(rec.old_row),
-            jsonb(rec.new_row),
-            jsonb(rec.changed_cols),
-            rec.row_count.map(pg_sys::Datum::from),
-            rec.rows_digest.and_then(text),
-            jsonb(rec.detail),
-        ];
-        if !log_row::insert(&values, logged_at) {
-            let args = values.iter().zip(log_row::COLUMNS).map(|(value, (_, type_oid))| {
-                // SAFETY: each datum is of its column's type, built above in
-                // the current memory context, which outlives the SPI call.
-                unsafe {
-                    match value {
-                        Some(datum) => DatumWithOid::new(*datum, type_oid),
-                        None => DatumWithOid::null_oid(type_oid),
-                    }
-                }
-            });
-            let args: Vec<DatumWithOid<'_>> = args.collect();
-            let types = log_row::COLUMNS.map(|(_, type_oid)| type_oid);
-            prepared::with(&INSERT_PLAN, INSERT, &types, |plan| {
-                Spi::connect_mut(|client| {
-                    spi(client.update(plan, None, &args));
-                });
-            });
+    // Open only for the chain's first record in the transaction.
+    let (head, heads_table) = match heads::get(&rec.tenant_id) {
+        Some(head) => (head.row, None),
+        None => {
+            let table = HeadsTable::open();
+            let row = lock_chain(&table, &rec.tenant_id);
+            heads::locked(rec.tenant_id, row);
+            (row, Some(table))
         }
-        // The first record of a chain in a transaction also writes the head:
-        // a one-record transaction (the common case) then needs nothing at
-        // commit. Later ones keep it in memory until pre-commit.
-        let written = heads_table.map(|table| table.write(&rec.tenant_id, head.tid, seq, &hash));
-        (seq, hash, written)
     };
+    let seq = head.seq + 1;
+    let record = AuditRecord {
+        tenant_id: rec.tenant_id,
+        seq,
+        prev_hash: head.hash,
+        logged_at_micros: logged_at + PG_EPOCH_OFFSET_MICROS,
+        txid,
+        db_role,
+        actor,
+        table_name: rec.table_name,
+        operation: rec.operation,
+        row_pk: rec.row_pk.map(|j| j.text),
+        old_row: rec.old_row.map(|j| j.text),
+        new_row: rec.new_row.map(|j| j.text),
+        changed_cols: rec.changed_cols.map(|j| j.text),
+        row_count: rec.row_count,
+        rows_digest: rec.rows_digest,
+        detail: rec.detail.map(|j| j.text),
+    };
+    let hash = record_hash(&record);
+    let text = |t: &str| t.into_datum();
+    let jsonb = |j: Option<Jsonb<'_>>| j.map(|j| j.datum);
+    let values: RecordValues = [
+        Some(pg_sys::Datum::from(rec.tenant_id.as_bytes().as_ptr())),
+        Some(seq.into()),
+        head.hash.as_slice().into_datum(),
+        hash.as_slice().into_datum(),
+        Some(logged_at.into()),
+        Some(txid.into()),
+        text(db_role),
+        actor.and_then(text),
+        rec.table_name.and_then(text),
+        text(rec.operation),
+        jsonb(rec.row_pk),
+        jsonb(rec.old_row),
+        jsonb(rec.new_row),
+        jsonb(rec.changed_cols),
+        rec.row_count.map(pg_sys::Datum::from),
+        rec.rows_digest.and_then(text),
+        jsonb(rec.detail),
+    ];
+    if !log_row::insert(&values, logged_at) {
+        let args = values.iter().zip(log_row::COLUMNS).map(|(value, (_, type_oid))| {
+            // SAFETY: each datum is of its column's type, built above in
+            // the current memory context, which outlives the SPI call.
+            unsafe {
+                match value {
+                    Some(datum) => DatumWithOid::new(*datum, type_oid),
+                    None => DatumWithOid::null_oid(type_oid),
+                }
+            }
+        });
+        let args: Vec<DatumWithOid<'_>> = args.collect();
+        let types = log_row::COLUMNS.map(|(_, type_oid)| type_oid);
+        prepared::with(&INSERT_PLAN, INSERT, &types, |plan| {
+            Spi::connect_mut(|client| {
+                spi(client.update(plan, None, &args));
+            });
+        });
+    }
+    // The first record of a chain in a transaction also writes the head:
+    // a one-record transaction (the common case) then needs nothing at
+    // commit. Later ones keep it in memory until pre-commit.
+    let written = heads_table.map(|table| table.write(&rec.tenant_id, head.tid, seq, &hash));
     if heads::advance(rec.tenant_id, seq, hash, written) {
         if let Some(head) = heads::get(&rec.tenant_id) {
             store_head(&rec.tenant_id, &head);

@@ -58,8 +58,11 @@ pub unsafe fn object_of_texts(members: &[(*const std::ffi::c_char, Option<*const
     }
 }
 
-/// A string `JsonbValue` pointing at `s` (a C string that outlives the build).
-fn jsonb_string(s: *const std::ffi::c_char) -> pg_sys::JsonbValue {
+/// A string `JsonbValue` pointing at `s`.
+///
+/// # Safety
+/// `s` is a valid C string that outlives the build.
+unsafe fn jsonb_string(s: *const std::ffi::c_char) -> pg_sys::JsonbValue {
     // SAFETY: zero is a valid JsonbValue (jbvNull); then made a string
     // pointing at the caller's C string.
     unsafe {
@@ -71,19 +74,17 @@ fn jsonb_string(s: *const std::ffi::c_char) -> pg_sys::JsonbValue {
     }
 }
 
-/// A jsonb array of strings, built as a `JsonbValue` like
-/// [`object_of_texts`].
-///
-/// # Safety
-/// Every pointer is a valid C string in the database encoding.
-pub unsafe fn array_of_texts(elements: &[*const std::ffi::c_char]) -> OwnedJsonb {
-    // SAFETY: as in object_of_texts.
+/// A jsonb array of strings (in the database encoding), built as a
+/// `JsonbValue` like [`object_of_texts`].
+pub fn array_of_texts(elements: &[&CStr]) -> OwnedJsonb {
+    // SAFETY: as in object_of_texts; each element is a C string that
+    // outlives the build.
     unsafe {
         use pg_sys::JsonbIteratorToken::{WJB_BEGIN_ARRAY, WJB_ELEM, WJB_END_ARRAY};
         let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
         pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
         for element in elements {
-            let mut value = jsonb_string(*element);
+            let mut value = jsonb_string(element.as_ptr());
             pg_sys::pushJsonbValue(&mut state, WJB_ELEM, &mut value);
         }
         let array = pg_sys::pushJsonbValue(&mut state, WJB_END_ARRAY, std::ptr::null_mut());
@@ -178,10 +179,9 @@ pub unsafe fn changed_columns(old: pg_sys::HeapTuple, new: pg_sys::HeapTuple, de
                 names.push(CStr::from_ptr(att.attname.data.as_ptr()));
             }
         }
-        names.sort_by(|a, b| a.to_bytes().cmp(b.to_bytes()));
-        let names: Vec<*const std::ffi::c_char> = names.iter().map(|n| n.as_ptr()).collect();
-        array_of_texts(&names)
     }
+    names.sort_by(|a, b| a.to_bytes().cmp(b.to_bytes()));
+    array_of_texts(&names)
 }
 
 /// Whether two non-null values of one type are the same bytes (varlenas
