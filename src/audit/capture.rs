@@ -39,16 +39,26 @@ fn _audit_row<'a>(
         "UPDATE" => (data.tg_trigtuple, data.tg_newtuple),
         _ => (data.tg_trigtuple, std::ptr::null_mut()),
     };
-    // SAFETY: tuples come from the trigger data and match the relation's descriptor.
-    let old_row = (!old_tuple.is_null()).then(|| unsafe { json::from_row(old_tuple, desc) });
-    let new_row = (!new_tuple.is_null()).then(|| unsafe { json::from_row(new_tuple, desc) });
+    // SAFETY: tuples come from the trigger data and match the relation's
+    // descriptor. An UPDATE's new row is built from its old one, with only
+    // the changed columns converted anew.
+    let (old_row, new_row, changed) = unsafe {
+        match op {
+            "INSERT" => (None, Some(json::from_row(new_tuple, desc)), None),
+            "DELETE" => (Some(json::from_row(old_tuple, desc)), None, None),
+            _ => {
+                let old_row = json::from_row(old_tuple, desc);
+                let changed = json::changed_attributes(old_tuple, new_tuple, desc);
+                let new_row = json::from_updated_row(&old_row, new_tuple, desc, &changed);
+                (Some(old_row), Some(new_row), Some(json::names_of(desc, &changed)))
+            }
+        }
+    };
     let any_tuple = if new_tuple.is_null() { old_tuple } else { new_tuple };
     // SAFETY: any_tuple is one of the trigger's tuples for this relation.
     let tenant = unsafe { chain_tenant(any_tuple, desc, &chain_column) }?;
     // SAFETY: as above.
     let row_pk = unsafe { primary_key_json(&relation, any_tuple, desc) };
-    // SAFETY: both tuples are this relation's, described by desc.
-    let changed = (op == "UPDATE").then(|| unsafe { json::changed_columns(old_tuple, new_tuple, desc) });
     let table = format!("{}.{}", relation.namespace(), relation.name());
     // Through a SECURITY DEFINER function the current user is its owner; the
     // login behind it is kept too.

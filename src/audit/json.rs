@@ -5,17 +5,38 @@ use std::ffi::{CStr, CString};
 
 use pgrx::pg_sys;
 
+use d5_core::audit::stored_text;
+
 use super::chain::Jsonb;
 
-/// An owned jsonb: datum (palloc'd in the current memory context) and text.
+/// A jsonb made here: the datum and its `jsonb_out` text, both palloc'd in
+/// the memory context current when it was made. Used within the call that
+/// made it (a trigger call, an event's append), never kept past it.
 pub struct OwnedJsonb {
     pub datum: pg_sys::Datum,
-    pub text: String,
+    text: *const u8,
+    len: usize,
 }
 
 impl OwnedJsonb {
+    /// The datum and its text, read as the verifiers read stored text
+    /// ([`stored_text`]: the bytes if they are UTF-8), without a copy.
     pub fn as_ref(&self) -> Jsonb<'_> {
-        Jsonb { datum: self.datum, text: &self.text }
+        // SAFETY: the text is jsonb_out's palloc'd output, alive as long as
+        // self (see above) and never written after it was made.
+        let bytes = unsafe { std::slice::from_raw_parts(self.text, self.len) };
+        Jsonb { datum: self.datum, text: stored_text(bytes) }
+    }
+
+    /// Pairs a jsonb datum with its `jsonb_out` text.
+    fn new(datum: pg_sys::Datum) -> OwnedJsonb {
+        // SAFETY: datum is a valid jsonb; jsonb_out returns a palloc'd cstring.
+        unsafe {
+            let out = pgrx::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])
+                .unwrap_or(pg_sys::Datum::from(0))
+                .cast_mut_ptr::<std::ffi::c_char>();
+            OwnedJsonb { datum, text: out.cast(), len: CStr::from_ptr(out).to_bytes().len() }
+        }
     }
 }
 
@@ -27,7 +48,7 @@ pub fn from_text(json: &str) -> OwnedJsonb {
         pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
     }
     .unwrap_or(pg_sys::Datum::from(0));
-    OwnedJsonb { text: text_of(datum), datum }
+    OwnedJsonb::new(datum)
 }
 
 /// A jsonb object of string (or null) members, built as a `JsonbValue`:
@@ -54,7 +75,7 @@ pub unsafe fn object_of_texts(members: &[(*const std::ffi::c_char, Option<*const
         }
         let object = pg_sys::pushJsonbValue(&mut state, WJB_END_OBJECT, std::ptr::null_mut());
         let datum = pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object));
-        OwnedJsonb { text: text_of(datum), datum }
+        OwnedJsonb::new(datum)
     }
 }
 
@@ -89,7 +110,7 @@ pub fn array_of_texts(elements: &[&CStr]) -> OwnedJsonb {
         }
         let array = pg_sys::pushJsonbValue(&mut state, WJB_END_ARRAY, std::ptr::null_mut());
         let datum = pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(array));
-        OwnedJsonb { text: text_of(datum), datum }
+        OwnedJsonb::new(datum)
     }
 }
 
@@ -103,63 +124,155 @@ pub unsafe fn from_row(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> Own
     // composite datum header once its argument is known to be a record.
     unsafe {
         let composite = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
-        let datum = pg_sys::FunctionCall1Coll(to_jsonb_of_record(), pg_sys::InvalidOid, composite);
-        OwnedJsonb { text: text_of(datum), datum }
+        let datum = pg_sys::FunctionCall1Coll(to_jsonb_of(pg_sys::RECORDOID), pg_sys::InvalidOid, composite);
+        OwnedJsonb::new(datum)
     }
 }
 
-/// `to_jsonb(anyelement)` with a call expression that says its argument is a
-/// record (to_jsonb asks its call site for the argument type). Made once per
-/// backend, in TopMemoryContext.
-fn to_jsonb_of_record() -> *mut pg_sys::FmgrInfo {
-    thread_local! {
-        static FLINFO: std::cell::Cell<*mut pg_sys::FmgrInfo> = const { std::cell::Cell::new(std::ptr::null_mut()) };
-    }
-    FLINFO.with(|cell| {
-        if cell.get().is_null() {
-            // SAFETY: everything is allocated in TopMemoryContext and lives as
-            // long as the backend; fmgr_info resolves a built-in function.
-            unsafe {
-                let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
-                let arg = pg_sys::makeNullConst(pg_sys::RECORDOID, -1, pg_sys::InvalidOid);
-                let args = pg_sys::lappend(std::ptr::null_mut(), arg.cast());
-                let call = pg_sys::makeFuncExpr(
-                    pg_sys::Oid::from(pg_sys::F_TO_JSONB),
-                    pg_sys::JSONBOID,
-                    args,
-                    pg_sys::InvalidOid,
-                    pg_sys::InvalidOid,
-                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
-                );
-                let flinfo = pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()).cast::<pg_sys::FmgrInfo>();
-                pg_sys::fmgr_info_cxt(pg_sys::Oid::from(pg_sys::F_TO_JSONB), flinfo, pg_sys::TopMemoryContext);
-                (*flinfo).fn_expr = call.cast();
-                pg_sys::MemoryContextSwitchTo(old);
-                cell.set(flinfo);
+/// `to_jsonb(new)` of an UPDATE's new row, built from the old row's jsonb:
+/// the unchanged columns' values are taken over as they are and only the
+/// `changed` attributes (0-based, from [`changed_attributes`]) are converted,
+/// each by `to_jsonb` of its own type, which converts a value exactly as
+/// `to_jsonb` of a row converts that column. The pairs then go through the
+/// same jsonb construction (`pushJsonbValue`, which sorts the keys), so the
+/// result is the same jsonb, byte for byte, as `to_jsonb(new)`.
+///
+/// # Safety
+/// `old_row` is [`from_row`] of the old version of the row; `new` is the new
+/// version, described by `desc`.
+pub unsafe fn from_updated_row(
+    old_row: &OwnedJsonb,
+    new: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    changed: &[usize],
+) -> OwnedJsonb {
+    // SAFETY: per the function contract. Values pushed from the old jsonb
+    // point into it, and it outlives the build; containers are pushed as
+    // jbvBinary, which pushJsonbValue unpacks.
+    unsafe {
+        use pg_sys::JsonbIteratorToken::{WJB_BEGIN_OBJECT, WJB_DONE, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
+        let replacements: Vec<(&[u8], pg_sys::JsonbValue)> = changed
+            .iter()
+            .map(|&i| {
+                let att = &*(*desc).attrs.as_ptr().add(i);
+                (CStr::from_ptr(att.attname.data.as_ptr()).to_bytes(), column_value(new, desc, att, i))
+            })
+            .collect();
+        let old = old_row.datum.cast_mut_ptr::<pg_sys::Jsonb>();
+        let mut it = pg_sys::JsonbIteratorInit(&mut (*old).root);
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        let mut object = std::ptr::null_mut();
+        let mut replaced = 0;
+        let mut replacement: Option<pg_sys::JsonbValue> = None;
+        let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+        loop {
+            let token = pg_sys::JsonbIteratorNext(&mut it, &mut v, true);
+            match token {
+                WJB_DONE => break,
+                WJB_BEGIN_OBJECT => object = pg_sys::pushJsonbValue(&mut state, token, std::ptr::null_mut()),
+                WJB_END_OBJECT => object = pg_sys::pushJsonbValue(&mut state, token, std::ptr::null_mut()),
+                WJB_KEY => {
+                    let key = std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize);
+                    replacement = replacements.iter().find(|(name, _)| *name == key).map(|(_, value)| *value);
+                    pg_sys::pushJsonbValue(&mut state, token, &mut v);
+                }
+                WJB_VALUE => {
+                    let mut value = match replacement.take() {
+                        Some(value) => {
+                            replaced += 1;
+                            value
+                        }
+                        None => v,
+                    };
+                    pg_sys::pushJsonbValue(&mut state, token, &mut value);
+                }
+                // to_jsonb of a row is an object of its columns: nothing else.
+                _ => return from_row(new, desc),
             }
         }
-        cell.get()
-    })
-}
-
-fn text_of(datum: pg_sys::Datum) -> String {
-    // SAFETY: datum is a valid jsonb; jsonb_out returns a palloc'd cstring.
-    unsafe {
-        let out = pgrx::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])
-            .unwrap_or(pg_sys::Datum::from(0));
-        CStr::from_ptr(out.cast_mut_ptr::<std::ffi::c_char>()).to_string_lossy().into_owned()
+        if object.is_null() || replaced != replacements.len() {
+            return from_row(new, desc);
+        }
+        let datum = pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object));
+        OwnedJsonb::new(datum)
     }
 }
 
-/// The columns whose stored values differ between two versions of a row, as
-/// a jsonb array of their names in byte order of the names (the order this
-/// list has always had in the hash input). Compared as `datum_image_eq`
-/// does, value by value on the tuples: no row is printed or parsed for it.
+/// A column's value as the `JsonbValue` that `to_jsonb` of its row holds
+/// for it: null, a scalar, or a container (jbvBinary) to be unpacked.
+unsafe fn column_value(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    att: &pg_sys::FormData_pg_attribute,
+    index: usize,
+) -> pg_sys::JsonbValue {
+    // SAFETY: per the caller, the tuple is described by desc and index is
+    // one of its attributes; to_jsonb returns a palloc'd jsonb.
+    unsafe {
+        let mut value: pg_sys::JsonbValue = std::mem::zeroed();
+        let mut isnull = false;
+        let datum = pg_sys::heap_getattr(tuple, index as i32 + 1, desc, &mut isnull);
+        if isnull {
+            value.type_ = pg_sys::jbvType::jbvNull;
+            return value;
+        }
+        let jsonb = pg_sys::FunctionCall1Coll(to_jsonb_of(att.atttypid), pg_sys::InvalidOid, datum)
+            .cast_mut_ptr::<pg_sys::Jsonb>();
+        let root = &mut (*jsonb).root;
+        if root.header & pg_sys::JB_FSCALAR != 0 {
+            pg_sys::JsonbExtractScalar(root, &mut value);
+        } else {
+            value.type_ = pg_sys::jbvType::jbvBinary;
+            value.val.binary.data = root;
+            value.val.binary.len = (pgrx::varlena::varsize_any(jsonb.cast()) - pg_sys::VARHDRSZ) as i32;
+        }
+        value
+    }
+}
+
+/// `to_jsonb(anyelement)` with a call expression that says its argument is
+/// of type `type_oid` (to_jsonb asks its call site for the argument type).
+/// Made once per type and backend, in TopMemoryContext.
+fn to_jsonb_of(type_oid: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
+    thread_local! {
+        static FLINFOS: std::cell::RefCell<Vec<(pg_sys::Oid, *mut pg_sys::FmgrInfo)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    if let Some(flinfo) = FLINFOS.with_borrow(|f| f.iter().find(|(t, _)| *t == type_oid).map(|(_, f)| *f)) {
+        return flinfo;
+    }
+    // SAFETY: everything is allocated in TopMemoryContext and lives as long
+    // as the backend; fmgr_info resolves a built-in function.
+    let flinfo = unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+        let arg = pg_sys::makeNullConst(type_oid, -1, pg_sys::InvalidOid);
+        let args = pg_sys::lappend(std::ptr::null_mut(), arg.cast());
+        let call = pg_sys::makeFuncExpr(
+            pg_sys::Oid::from(pg_sys::F_TO_JSONB),
+            pg_sys::JSONBOID,
+            args,
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        );
+        let flinfo = pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()).cast::<pg_sys::FmgrInfo>();
+        pg_sys::fmgr_info_cxt(pg_sys::Oid::from(pg_sys::F_TO_JSONB), flinfo, pg_sys::TopMemoryContext);
+        (*flinfo).fn_expr = call.cast();
+        pg_sys::MemoryContextSwitchTo(old);
+        flinfo
+    };
+    FLINFOS.with_borrow_mut(|f| f.push((type_oid, flinfo)));
+    flinfo
+}
+
+/// The attributes (0-based) whose stored values differ between two versions
+/// of a row, compared as `datum_image_eq` does, value by value on the
+/// tuples: no row is printed or parsed for it.
 ///
 /// # Safety
 /// `old` and `new` are valid heap tuples described by `desc`.
-pub unsafe fn changed_columns(old: pg_sys::HeapTuple, new: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> OwnedJsonb {
-    let mut names: Vec<&CStr> = Vec::new();
+pub unsafe fn changed_attributes(old: pg_sys::HeapTuple, new: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> Vec<usize> {
+    let mut changed = Vec::new();
     // SAFETY: per the function contract; attribute numbers come from desc.
     unsafe {
         for i in 0..(*desc).natts {
@@ -176,10 +289,24 @@ pub unsafe fn changed_columns(old: pg_sys::HeapTuple, new: pg_sys::HeapTuple, de
                 _ => false,
             };
             if !same {
-                names.push(CStr::from_ptr(att.attname.data.as_ptr()));
+                changed.push(i as usize);
             }
         }
     }
+    changed
+}
+
+/// The names of `attributes` as a jsonb array, in byte order of the names
+/// (the order the changed-column list has always had in the hash input).
+///
+/// # Safety
+/// Every attribute index is one of `desc`'s.
+pub unsafe fn names_of(desc: pg_sys::TupleDesc, attributes: &[usize]) -> OwnedJsonb {
+    // SAFETY: per the function contract.
+    let mut names: Vec<&CStr> = attributes
+        .iter()
+        .map(|&i| unsafe { CStr::from_ptr((*(*desc).attrs.as_ptr().add(i)).attname.data.as_ptr()) })
+        .collect();
     names.sort_by(|a, b| a.to_bytes().cmp(b.to_bytes()));
     array_of_texts(&names)
 }
