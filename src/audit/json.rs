@@ -28,13 +28,16 @@ impl OwnedJsonb {
         Jsonb { datum: self.datum, text: stored_text(bytes) }
     }
 
-    /// Pairs a jsonb datum with its `jsonb_out` text.
+    /// Pairs a jsonb datum (made here: plain, not toasted) with its
+    /// `jsonb_out` text, written by the function `jsonb_out` calls.
     fn new(datum: pg_sys::Datum) -> OwnedJsonb {
-        // SAFETY: datum is a valid jsonb; jsonb_out returns a palloc'd cstring.
+        // SAFETY: datum is a valid, untoasted jsonb with a 4-byte header, as
+        // JsonbValueToJsonb and to_jsonb return it; JsonbToCString returns
+        // a palloc'd cstring.
         unsafe {
-            let out = pgrx::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])
-                .unwrap_or(pg_sys::Datum::from(0))
-                .cast_mut_ptr::<std::ffi::c_char>();
+            let jsonb = datum.cast_mut_ptr::<pg_sys::Jsonb>();
+            let size = pgrx::varlena::varsize(jsonb.cast()) as i32;
+            let out = pg_sys::JsonbToCString(std::ptr::null_mut(), &mut (*jsonb).root, size);
             OwnedJsonb { datum, text: out.cast(), len: CStr::from_ptr(out).to_bytes().len() }
         }
     }
