@@ -691,8 +691,12 @@ fn an_updates_new_row_is_to_jsonb_of_the_new_row() {
         &[&t],
     )
     .unwrap();
+    // A column added after the row was written: the old tuple lacks it and
+    // reads its default (atthasmissing).
+    su.batch_execute("ALTER TABLE public.kinds ADD COLUMN late text DEFAULT 'fast default'").unwrap();
     let updates = [
         "i2 = 3",
+        "late = 'set'",
         "num = 'NaN', f8 = 'Infinity'",
         "num = 12345678901234567890.000001, f8 = -0.0",
         "ok = NULL",
