@@ -11,7 +11,9 @@ use super::chain::Jsonb;
 
 /// A jsonb made here: the datum and its `jsonb_out` text, both palloc'd in
 /// the memory context current when it was made. Used within the call that
-/// made it (a trigger call, an event's append), never kept past it.
+/// made it (a trigger call, an event's append), never kept past it. A clone
+/// is another handle on the same jsonb, which is never written once made.
+#[derive(Clone)]
 pub struct OwnedJsonb {
     pub datum: pg_sys::Datum,
     text: *const u8,
@@ -154,6 +156,11 @@ pub unsafe fn from_updated_row(
     // jbvBinary, which pushJsonbValue unpacks.
     unsafe {
         use pg_sys::JsonbIteratorToken::{WJB_BEGIN_OBJECT, WJB_DONE, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
+        // An UPDATE that changed nothing (an application writing back every
+        // column): the new row is the old row.
+        if changed.is_empty() {
+            return old_row.clone();
+        }
         let replacements: Vec<(&[u8], pg_sys::JsonbValue)> = changed
             .iter()
             .map(|&i| {
