@@ -737,3 +737,38 @@ fn an_updates_new_row_is_to_jsonb_of_the_new_row() {
     assert_eq!(first_bad(&sql_verify(&mut su, None), t), None);
     assert_eq!(offline_first_bad(&offline_verify(&mut su, None), t), None);
 }
+
+/// The hash covers each record's text as UTF-8, and the verifiers read text
+/// that is not UTF-8 as one replacement character whatever its bytes. So in
+/// a database in another encoding, a change whose record would hold such
+/// text is refused (nothing is stored), and ASCII values are audited as
+/// anywhere else.
+#[test]
+fn audited_text_that_is_not_utf8_is_refused() {
+    let db = TestDb::with_encoding("SQL_ASCII");
+    let t = db.create_tenant("ascii");
+    let (_, mut app) = db.login("d5_app");
+    begin_as(&mut app, t);
+    app.batch_execute("INSERT INTO d5.users (email, display_name) VALUES ('a@example.com', 'plain'); COMMIT").unwrap();
+    begin_as(&mut app, t);
+    let err = app
+        .batch_execute("INSERT INTO d5.users (email, display_name) VALUES ('b@example.com', E'caf\\xe9')")
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22021", "{err:?}");
+    let message = err.as_db_error().map(|d| format!("{} {}", d.message(), d.hint().unwrap_or(""))).unwrap_or_default();
+    assert!(message.contains("SQL_ASCII") && message.contains("ENCODING 'UTF8'"), "{message}");
+    app.batch_execute("ROLLBACK").unwrap();
+    // An update to such a value is refused as well; the row keeps its value.
+    begin_as(&mut app, t);
+    let err = app.batch_execute("UPDATE d5.users SET display_name = E'\\xe8t\\xe9'").unwrap_err();
+    assert_eq!(sqlstate(&err), "22021", "{err:?}");
+    app.batch_execute("ROLLBACK").unwrap();
+    let mut su = db.superuser();
+    let kept: (i64, String) = su
+        .query_one("SELECT count(*), min(display_name) FROM d5.users WHERE tenant_id = $1", &[&t])
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(kept, (1, "plain".to_string()));
+    assert_eq!(records(&mut su, t).len(), 2, "the tenant's creation and the one insert");
+    assert_eq!(first_bad(&sql_verify(&mut su, None), t), None);
+}

@@ -5,9 +5,9 @@ use std::ffi::{CStr, CString};
 
 use pgrx::pg_sys;
 
-use d5_core::audit::stored_text;
-
 use super::chain::Jsonb;
+use super::AuditError;
+use crate::error::raise;
 
 /// A jsonb made here: the datum and its `jsonb_out` text, both palloc'd in
 /// the memory context current when it was made. Used within the call that
@@ -21,28 +21,42 @@ pub struct OwnedJsonb {
 }
 
 impl OwnedJsonb {
-    /// The datum and its text, read as the verifiers read stored text
-    /// ([`stored_text`]: the bytes if they are UTF-8), without a copy.
+    /// The datum and its text (UTF-8, checked when it was made), without a copy.
     pub fn as_ref(&self) -> Jsonb<'_> {
         // SAFETY: the text is jsonb_out's palloc'd output, alive as long as
-        // self (see above) and never written after it was made.
-        let bytes = unsafe { std::slice::from_raw_parts(self.text, self.len) };
-        Jsonb { datum: self.datum, text: stored_text(bytes) }
+        // self (see above), never written after it was made, and checked to
+        // be UTF-8 by `new`.
+        let text = unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.text, self.len)) };
+        Jsonb { datum: self.datum, text }
     }
 
     /// Pairs a jsonb datum (made here: plain, not toasted) with its
-    /// `jsonb_out` text, written by the function `jsonb_out` calls.
+    /// `jsonb_out` text, written by the function `jsonb_out` calls. Text that
+    /// is not UTF-8 (a database in another encoding) is refused: the hash
+    /// covers UTF-8 text, and the verifiers would read such text as one
+    /// replacement character, whatever its bytes.
     fn new(datum: pg_sys::Datum) -> OwnedJsonb {
         // SAFETY: datum is a valid, untoasted jsonb with a 4-byte header, as
         // JsonbValueToJsonb and to_jsonb return it; JsonbToCString returns
         // a palloc'd cstring.
-        unsafe {
+        let (text, len) = unsafe {
             let jsonb = datum.cast_mut_ptr::<pg_sys::Jsonb>();
             let size = pgrx::varlena::varsize(jsonb.cast()) as i32;
             let out = pg_sys::JsonbToCString(std::ptr::null_mut(), &mut (*jsonb).root, size);
-            OwnedJsonb { datum, text: out.cast(), len: CStr::from_ptr(out).to_bytes().len() }
+            (out.cast::<u8>().cast_const(), CStr::from_ptr(out).to_bytes().len())
+        };
+        // SAFETY: as above.
+        if std::str::from_utf8(unsafe { std::slice::from_raw_parts(text, len) }).is_err() {
+            raise(AuditError::NotUtf8(database_encoding()));
         }
+        OwnedJsonb { datum, text, len }
     }
+}
+
+/// The name of the database's encoding.
+fn database_encoding() -> String {
+    // SAFETY: reads the backend's encoding name, a static C string.
+    unsafe { CStr::from_ptr(pg_sys::GetDatabaseEncodingName()) }.to_string_lossy().into_owned()
 }
 
 /// Parses JSON text into jsonb (raising Postgres' own error on bad JSON).

@@ -34,6 +34,8 @@ pub enum AuditError {
     BadDigest(String),
     #[error("operation must be 1 to 64 characters")]
     BadOperation,
+    #[error("an audited value is not valid UTF-8 text (database encoding {0})")]
+    NotUtf8(String),
 }
 
 impl SqlError for AuditError {
@@ -41,8 +43,17 @@ impl SqlError for AuditError {
         match self {
             AuditError::BadDigest(_) | AuditError::BadOperation => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             AuditError::NullTenant(_) => PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+            AuditError::NotUtf8(_) => PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
             _ => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         }
+    }
+
+    fn hint(&self) -> Option<String> {
+        matches!(self, AuditError::NotUtf8(_)).then(|| {
+            "The audit hash covers each record's text as UTF-8, so audited values with non-ASCII characters \
+             need a database created with ENCODING 'UTF8'."
+                .to_string()
+        })
     }
 }
 

@@ -71,9 +71,18 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new() -> TestDb {
+        TestDb::created_with("")
+    }
+
+    /// A database in `encoding` (the cluster's is UTF8), from template0.
+    pub fn with_encoding(encoding: &str) -> TestDb {
+        TestDb::created_with(&format!("ENCODING '{encoding}' LOCALE 'C' TEMPLATE template0"))
+    }
+
+    fn created_with(options: &str) -> TestDb {
         let name = unique("d5t");
         let mut admin = connect("postgres", "postgres");
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name} {options}")).unwrap();
         let db = TestDb { name, roles: Default::default() };
         // Roles and parameter grants are cluster-wide catalogs: concurrent
         // CREATE EXTENSION in several databases would race on them.
