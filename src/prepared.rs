@@ -12,6 +12,7 @@
 use std::cell::OnceCell;
 use std::thread::LocalKey;
 
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::Spi;
@@ -38,4 +39,14 @@ pub fn with<R>(
         });
         f(plan)
     })
+}
+
+/// Runs the statement `sql` (argument types `types`) with `args` through its
+/// kept plan, for its effect; SPI errors are raised.
+pub fn run(kept: &'static LocalKey<Kept>, sql: &str, types: &[pg_sys::Oid], args: &[DatumWithOid<'_>]) {
+    with(kept, sql, types, |plan| {
+        Spi::connect_mut(|client| {
+            spi(client.update(plan, None, args));
+        });
+    });
 }

@@ -18,14 +18,14 @@
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
-use pgrx::{IntoDatum, Spi};
+use pgrx::IntoDatum;
 
 use d5_core::audit::{record_hash, AuditRecord, GENESIS_PREV_HASH};
 
 use super::head_row::{HeadRow, HeadsTable};
 use super::log_row::{self, RecordValues};
 use super::heads;
-use crate::error::{raise, spi, InternalError};
+use crate::error::{raise, InternalError};
 use crate::prepared;
 
 /// Postgres timestamps count from 2000-01-01; the hash uses the Unix epoch.
@@ -105,11 +105,8 @@ fn lock_chain(table: &HeadsTable, tenant: &uuid::Uuid) -> HeadRow {
     // A new chain: make its row (under the lock nobody else can; ON
     // CONFLICT only guards against a row restored meanwhile).
     let tenant_arg = pgrx::Uuid::from_bytes(*tenant.as_bytes());
-    prepared::with(&NEW_HEAD_PLAN, NEW_HEAD, &[pg_sys::UUIDOID, pg_sys::BYTEAOID], |plan| {
-        Spi::connect_mut(|client| {
-            spi(client.update(plan, None, &[tenant_arg.into(), GENESIS_PREV_HASH.to_vec().into()]));
-        });
-    });
+    let args = [tenant_arg.into(), GENESIS_PREV_HASH.to_vec().into()];
+    prepared::run(&NEW_HEAD_PLAN, NEW_HEAD, &[pg_sys::UUIDOID, pg_sys::BYTEAOID], &args);
     // SAFETY: makes the row just inserted visible to the next snapshot.
     unsafe { pg_sys::CommandCounterIncrement() };
     table.read(tenant).unwrap_or_else(|| raise(InternalError("the new chain's head row is missing".into())))
@@ -197,11 +194,7 @@ pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
         });
         let args: Vec<DatumWithOid<'_>> = args.collect();
         let types = log_row::COLUMNS.map(|(_, type_oid)| type_oid);
-        prepared::with(&INSERT_PLAN, INSERT, &types, |plan| {
-            Spi::connect_mut(|client| {
-                spi(client.update(plan, None, &args));
-            });
-        });
+        prepared::run(&INSERT_PLAN, INSERT, &types, &args);
     }
     // The first record of a chain in a transaction also writes the head:
     // a one-record transaction (the common case) then needs nothing at

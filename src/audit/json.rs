@@ -39,17 +39,15 @@ impl OwnedJsonb {
         // SAFETY: datum is a valid, untoasted jsonb with a 4-byte header, as
         // JsonbValueToJsonb and to_jsonb return it; JsonbToCString returns
         // a palloc'd cstring.
-        let (text, len) = unsafe {
+        let text = unsafe {
             let jsonb = datum.cast_mut_ptr::<pg_sys::Jsonb>();
             let size = pgrx::varlena::varsize(jsonb.cast()) as i32;
-            let out = pg_sys::JsonbToCString(std::ptr::null_mut(), &mut (*jsonb).root, size);
-            (out.cast::<u8>().cast_const(), CStr::from_ptr(out).to_bytes().len())
+            CStr::from_ptr(pg_sys::JsonbToCString(std::ptr::null_mut(), &mut (*jsonb).root, size)).to_bytes()
         };
-        // SAFETY: as above.
-        if std::str::from_utf8(unsafe { std::slice::from_raw_parts(text, len) }).is_err() {
+        if std::str::from_utf8(text).is_err() {
             raise(AuditError::NotUtf8(database_encoding()));
         }
-        OwnedJsonb { datum, text, len }
+        OwnedJsonb { datum, text: text.as_ptr(), len: text.len() }
     }
 }
 
@@ -193,8 +191,7 @@ pub unsafe fn from_updated_row(
             let token = pg_sys::JsonbIteratorNext(&mut it, &mut v, true);
             match token {
                 WJB_DONE => break,
-                WJB_BEGIN_OBJECT => object = pg_sys::pushJsonbValue(&mut state, token, std::ptr::null_mut()),
-                WJB_END_OBJECT => object = pg_sys::pushJsonbValue(&mut state, token, std::ptr::null_mut()),
+                WJB_BEGIN_OBJECT | WJB_END_OBJECT => object = pg_sys::pushJsonbValue(&mut state, token, std::ptr::null_mut()),
                 WJB_KEY => {
                     let key = std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize);
                     replacement = replacements.iter().find(|(name, _)| *name == key).map(|(_, value)| *value);

@@ -132,11 +132,7 @@ fn authorize(tenant: Uuid, token: Option<&str>) {
     // Kept plans here and in _authorize_tenant: parsing and planning the two
     // statements on every call was most of what d5.set_tenant cost.
     let sql = "SELECT d5._authorize_tenant($1, $2)";
-    prepared::with(&AUTHORIZE, sql, &[pg_sys::UUIDOID, pg_sys::TEXTOID], |plan| {
-        Spi::connect_mut(|client| {
-            spi(client.update(plan, None, &[tenant.into(), token.into()]));
-        });
-    });
+    prepared::run(&AUTHORIZE, sql, &[pg_sys::UUIDOID, pg_sys::TEXTOID], &[tenant.into(), token.into()]);
 }
 
 /// The status of `tenant` (read inside `_authorize_tenant`, as its owner).
