@@ -16,6 +16,8 @@ pub static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 pub static REQUIRE_TENANT_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static MAX_DOCUMENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 pub static JSON_SCHEMA_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
+/// kB of audit records a transaction keeps for its commit (`audit::pending`).
+pub static AUDIT_PENDING_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1024);
 
 /// Flags for the context settings: never read from a file, never shown as
 /// something to configure; only our functions set them.
@@ -67,6 +69,17 @@ pub fn init() {
         4096,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"d5.audit_pending_limit",
+        c"Audit records a transaction keeps in memory until it commits; past this they join their chains at once.",
+        c"A kept record takes its tenant's chain lock only at commit, so a transaction still open does not hold up \
+          the tenant's other writers. 0 appends each record when its row changes.",
+        &AUDIT_PENDING_LIMIT,
+        0,
+        256 * 1024,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
     );
     define_lifecycle();
     reserve_prefix();

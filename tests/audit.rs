@@ -138,17 +138,28 @@ fn a_failing_audit_write_aborts_the_change() {
         "ALTER TABLE d5.audit_log ADD CONSTRAINT broken CHECK (table_name IS DISTINCT FROM 'd5.users')",
     )
     .unwrap();
+    // Kept for the commit (the default), the record fails the commit.
     begin_as(&mut app, t);
+    app.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example')").unwrap();
+    let err = app.batch_execute("COMMIT").unwrap_err();
+    assert_eq!(sqlstate(&err), "23514", "{err:?}");
+    // Appended when the row changes, it fails the statement.
+    begin_as(&mut app, t);
+    app.batch_execute("SET LOCAL d5.audit_pending_limit = 0").unwrap();
     let err = app.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example')").unwrap_err();
     assert_eq!(sqlstate(&err), "23514", "{err:?}");
     app.batch_execute("ROLLBACK").unwrap();
     su.batch_execute("ALTER TABLE d5.audit_log DROP CONSTRAINT broken").unwrap();
+    let n: i64 = su.query_one("SELECT count(*) FROM d5.users", &[]).unwrap().get(0);
+    assert_eq!(n, 0, "a change committed without its audit record");
     // The chain's head cannot be written at commit (it is written with a
-    // transaction's first record, and at commit if more followed): the
-    // commit fails. Here a superuser moved the head row inside the writing
-    // transaction, so the version the writer holds is no longer the newest.
+    // transaction's first appended record, and at commit if more followed):
+    // the commit fails. Here the writer appends as rows change, and a
+    // superuser moves the head row inside the writing transaction, so the
+    // version the writer holds is no longer the newest.
     let mut writer = db.superuser();
     begin_as(&mut writer, t);
+    writer.batch_execute("SET LOCAL d5.audit_pending_limit = 0").unwrap();
     writer.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example'), ('b@acme.example')").unwrap();
     writer.execute("UPDATE d5.audit_chain_heads SET seq = seq WHERE tenant_id = $1", &[&t]).unwrap();
     let err = writer.batch_execute("COMMIT").unwrap_err();

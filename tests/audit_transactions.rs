@@ -1,7 +1,9 @@
-//! The audit chain head across a transaction: kept in memory while the
-//! transaction writes, restored when a savepoint rolls back, written with
-//! the first record and once more at commit. Chains must stay gap-free and verifiable whatever the mix of
-//! savepoints, rollbacks and concurrent writers.
+//! The audit chain across a transaction: records kept until commit (or
+//! appended as rows change, past d5.audit_pending_limit or with it at 0),
+//! the head kept in memory while the transaction appends, both restored when
+//! a savepoint rolls back, the head row written with the first appended
+//! record and once more at commit. Chains must stay gap-free and verifiable
+//! whatever the mix of savepoints, rollbacks and concurrent writers.
 
 mod common;
 
@@ -49,12 +51,21 @@ fn assert_chain_ok(su: &mut Client, t: Uuid) {
 
 #[test]
 fn savepoint_rollbacks_leave_no_gap_and_no_stale_head() {
+    // Records kept for the commit, and records appended as rows change.
+    for limit in ["1MB", "0"] {
+        savepoint_rollbacks_with(limit);
+    }
+}
+
+fn savepoint_rollbacks_with(limit: &str) {
     let db = TestDb::new();
     let t = db.create_tenant("acme");
     let mut su = db.superuser();
     let before = seqs(&mut su, t).len();
     let (_, mut app) = db.login("d5_app");
+    let set_limit = format!("SET LOCAL d5.audit_pending_limit = '{limit}'");
     begin_as(&mut app, t);
+    app.batch_execute(&set_limit).unwrap();
     app.batch_execute(
         "INSERT INTO d5.users (email) VALUES ('a@x.example');
          SAVEPOINT s1;
@@ -72,13 +83,14 @@ fn savepoint_rollbacks_leave_no_gap_and_no_stale_head() {
     )
     .unwrap();
     let logged = logged_emails(&mut su, t);
-    assert_eq!(logged, ["a@x.example", "e@x.example", "f@x.example"], "only what committed is recorded");
+    assert_eq!(logged, ["a@x.example", "e@x.example", "f@x.example"], "only what committed is recorded ({limit})");
     assert_eq!(seqs(&mut su, t).len(), before + 3);
     assert_chain_ok(&mut su, t);
 
     // A statement that fails inside a PL/pgSQL exception block is a
     // subtransaction too: its record goes, the next one takes its seq.
     begin_as(&mut app, t);
+    app.batch_execute(&set_limit).unwrap();
     app.batch_execute(
         "DO $$ BEGIN
              INSERT INTO d5.users (email) VALUES ('g@x.example');
@@ -101,9 +113,11 @@ fn a_chain_first_locked_in_a_rolled_back_savepoint_is_locked_again() {
     let (_, mut first) = db.login("d5_app");
     let (_, mut second) = db.login("d5_app");
     begin_as(&mut first, t);
+    // Appending as rows change, so the savepoint takes the chain's lock.
     first
         .batch_execute(
-            "SAVEPOINT s;
+            "SET LOCAL d5.audit_pending_limit = 0;
+             SAVEPOINT s;
              INSERT INTO d5.users (email) VALUES ('rolled-back@x.example');
              ROLLBACK TO s;",
         )
@@ -227,6 +241,59 @@ fn repeatable_read_and_serializable_writers_chain_onto_records_committed_after_t
     );
 }
 
+/// The chain locks (a transaction-scoped advisory lock class of their own,
+/// objsubid 213, which pg_advisory_lock's classes 1 and 2 cannot reach)
+/// `pid` holds, or waits for when `granted` is false.
+fn chain_locks(su: &mut Client, pid: Option<i32>, granted: bool) -> i64 {
+    su.query_one(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+          WHERE a.datname = current_database() AND ($1::int IS NULL OR l.pid = $1)
+            AND l.locktype = 'advisory' AND l.objsubid = 213 AND l.mode = 'ExclusiveLock' AND l.granted = $2",
+        &[&pid, &granted],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn backend_pid(c: &mut Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0)
+}
+
+#[test]
+fn an_open_transaction_does_not_hold_up_its_tenants_other_writers() {
+    // Records are kept until commit: a transaction that wrote and stays open
+    // holds no chain lock, and another writer of the tenant commits past it.
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let mut su = db.superuser();
+    let (_, mut open) = db.login("d5_app");
+    let (_, mut other) = db.login("d5_app");
+    begin_as(&mut open, t);
+    open.batch_execute(
+        "INSERT INTO d5.users (email) VALUES ('open@x.example');
+         UPDATE d5.users SET role = 'admin' WHERE email = 'open@x.example';",
+    )
+    .unwrap();
+    let pid = backend_pid(&mut open);
+    assert_eq!(chain_locks(&mut su, Some(pid), true), 0, "an open transaction holds no chain lock");
+    begin_with(&mut other, "SET lock_timeout = '200ms'; BEGIN", t);
+    other
+        .batch_execute("INSERT INTO d5.users (email) VALUES ('other@x.example'); COMMIT")
+        .unwrap_or_else(|e| panic!("the other writer was held up: {e}"));
+    // The open transaction's records join the chain when it commits, after
+    // the record committed meanwhile, in the order its changes were made.
+    open.batch_execute("COMMIT").unwrap();
+    assert_eq!(logged_emails(&mut su, t), ["other@x.example", "open@x.example", "open@x.example"]);
+    let ops: Vec<String> = su
+        .query("SELECT operation FROM d5.audit_log WHERE tenant_id = $1 AND table_name = 'd5.users' ORDER BY seq", &[&t])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ops, ["INSERT", "INSERT", "UPDATE"]);
+    assert_chain_ok(&mut su, t);
+}
+
 #[test]
 fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
     let db = TestDb::new();
@@ -235,27 +302,26 @@ fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
     let mut su = db.superuser();
     let (_, mut holder) = db.login("d5_app");
     let (_, mut waiter) = db.login("d5_app");
+    // With d5.audit_pending_limit = 0 a record joins its chain when its row
+    // changes, and the chain's lock is held from there to the end of the
+    // transaction (as it is from the commit of a transaction that kept its
+    // records, or from when they passed the limit).
     begin_as(&mut holder, t);
-    holder.batch_execute("INSERT INTO d5.users (email) VALUES ('holder@x.example')").unwrap();
-    let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-
-    // The chain lock is a transaction-scoped advisory lock of its own class
-    // (objsubid 213), which pg_advisory_lock (classes 1 and 2) cannot reach.
-    let held: i64 = su
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND objsubid = 213
-               AND mode = 'ExclusiveLock' AND granted",
-            &[&holder_pid],
+    holder
+        .batch_execute(
+            "SET LOCAL d5.audit_pending_limit = 0;
+             INSERT INTO d5.users (email) VALUES ('holder@x.example')",
         )
-        .unwrap()
-        .get(0);
-    assert_eq!(held, 1, "the writer holds its chain's lock");
+        .unwrap();
+    let holder_pid = backend_pid(&mut holder);
+    assert_eq!(chain_locks(&mut su, Some(holder_pid), true), 1, "the writer holds its chain's lock");
     // Another tenant's writer does not wait.
     begin_with(&mut waiter, "SET lock_timeout = '200ms'; BEGIN", u);
     waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('elsewhere@x.example'); COMMIT").unwrap();
 
-    // The same tenant's writer waits on that lock (not on a row or on the
-    // holder's transaction id) until the holder commits, then chains after it.
+    // The same tenant's writer keeps its record and waits at its commit on
+    // that lock (not on a row or on the holder's transaction id) until the
+    // holder commits, then chains after it.
     let (waited, mut waiter) = std::thread::scope(|s| {
         let waiting = s.spawn(move || {
             begin_with(&mut waiter, "SET lock_timeout = '20s'; BEGIN", t);
@@ -264,16 +330,7 @@ fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
         });
         let mut seen = false;
         for _ in 0..400 {
-            let n: i64 = su
-                .query_one(
-                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                      WHERE a.datname = current_database() AND a.pid <> $1
-                        AND l.locktype = 'advisory' AND l.objsubid = 213 AND NOT l.granted",
-                    &[&holder_pid],
-                )
-                .unwrap()
-                .get(0);
-            if n == 1 {
+            if chain_locks(&mut su, None, false) == 1 {
                 seen = true;
                 break;
             }
@@ -286,16 +343,107 @@ fn writers_of_one_chain_wait_on_its_lock_not_on_the_head_row() {
 
     // Under lock_timeout it gives up (55P03) with its change undone.
     begin_as(&mut holder, t);
-    holder.batch_execute("INSERT INTO d5.users (email) VALUES ('holder2@x.example')").unwrap();
+    holder
+        .batch_execute(
+            "SET LOCAL d5.audit_pending_limit = 0;
+             INSERT INTO d5.users (email) VALUES ('holder2@x.example')",
+        )
+        .unwrap();
     begin_with(&mut waiter, "SET lock_timeout = '200ms'; BEGIN", t);
-    let err = waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('timed-out@x.example')").unwrap_err();
+    waiter.batch_execute("INSERT INTO d5.users (email) VALUES ('timed-out@x.example')").unwrap();
+    let err = waiter.batch_execute("COMMIT").unwrap_err();
     assert_eq!(sqlstate(&err), "55P03", "{err}");
-    waiter.batch_execute("ROLLBACK").unwrap();
     holder.batch_execute("COMMIT").unwrap();
+    let lost: i64 = su.query_one("SELECT count(*) FROM d5.users WHERE email = 'timed-out@x.example'", &[]).unwrap().get(0);
+    assert_eq!(lost, 0, "the change whose record could not join its chain did not commit");
     let order = logged_emails(&mut su, t);
     assert_eq!(order, ["holder@x.example", "waiter@x.example", "holder2@x.example"]);
     assert_chain_ok(&mut su, t);
     assert_chain_ok(&mut su, u);
+}
+
+#[test]
+fn kept_records_past_the_limit_join_their_chain_at_once() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let mut su = db.superuser();
+    let (_, mut app) = db.login("d5_app");
+    begin_as(&mut app, t);
+    app.batch_execute("SET LOCAL d5.audit_pending_limit = '16kB'").unwrap();
+    app.batch_execute("INSERT INTO d5.users (email) VALUES ('first@x.example')").unwrap();
+    let pid = backend_pid(&mut app);
+    assert_eq!(chain_locks(&mut su, Some(pid), true), 0, "one record is kept");
+    app.batch_execute("INSERT INTO d5.users (email) SELECT 'u' || g || '@x.example' FROM generate_series(1, 100) g")
+        .unwrap();
+    assert_eq!(chain_locks(&mut su, Some(pid), true), 1, "past the limit, the records were appended");
+    // From here the chain's records are appended as rows change, in order.
+    app.batch_execute(
+        "UPDATE d5.users SET role = 'admin' WHERE email = 'first@x.example';
+         COMMIT;",
+    )
+    .unwrap();
+    let emails = logged_emails(&mut su, t);
+    assert_eq!(emails.len(), 102);
+    assert_eq!(emails.first().map(String::as_str), Some("first@x.example"));
+    assert_eq!(emails.last().map(String::as_str), Some("first@x.example"), "the UPDATE came last");
+    assert_chain_ok(&mut su, t);
+}
+
+#[test]
+fn kept_records_survive_a_failed_append_in_a_rolled_back_savepoint() {
+    // Records kept in the transaction, then a subtransaction whose new record
+    // passes the limit: the append of all of them fails there (a CHECK a DBA
+    // put on the log refuses one) and the exception block rolls it back. The
+    // appends it made are undone, and the older records must still join the
+    // chain at commit.
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let mut su = db.superuser();
+    su.batch_execute("ALTER TABLE d5.audit_log ADD CONSTRAINT refuse_bad CHECK (new_row->>'email' IS DISTINCT FROM 'bad@x.example')")
+        .unwrap();
+    let (_, mut app) = db.login("d5_app");
+    begin_as(&mut app, t);
+    app.batch_execute(
+        "INSERT INTO d5.users (email) VALUES ('a@x.example'), ('b@x.example');
+         DO $$ BEGIN
+             SET LOCAL d5.audit_pending_limit = 1;
+             INSERT INTO d5.users (email) VALUES ('bad@x.example');
+         EXCEPTION WHEN check_violation THEN NULL;
+         END $$;
+         INSERT INTO d5.users (email) VALUES ('c@x.example');
+         COMMIT;",
+    )
+    .unwrap();
+    let users: Vec<String> =
+        su.query("SELECT email FROM d5.users ORDER BY email", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(users, ["a@x.example", "b@x.example", "c@x.example"]);
+    assert_eq!(logged_emails(&mut su, t), ["a@x.example", "b@x.example", "c@x.example"], "every committed change has its record");
+    assert_chain_ok(&mut su, t);
+}
+
+#[test]
+fn writers_of_two_tenants_in_opposite_orders_do_not_deadlock() {
+    // Each transaction locks its chains at commit, in tenant order. Locked as
+    // rows changed, the second INSERT of each would wait for the other.
+    let db = TestDb::new();
+    let a = db.create_tenant("a");
+    let b = db.create_tenant("b");
+    let mut one = db.superuser();
+    let mut two = db.superuser();
+    let insert = "INSERT INTO d5.users (tenant_id, email) VALUES ($1, $2)";
+    one.batch_execute("SET lock_timeout = '2s'; BEGIN").unwrap();
+    two.batch_execute("SET lock_timeout = '2s'; BEGIN").unwrap();
+    one.execute(insert, &[&a, &"one@a.example"]).unwrap();
+    two.execute(insert, &[&b, &"two@b.example"]).unwrap();
+    one.execute(insert, &[&b, &"one@b.example"]).unwrap();
+    two.execute(insert, &[&a, &"two@a.example"]).unwrap();
+    one.batch_execute("COMMIT").unwrap();
+    two.batch_execute("COMMIT").unwrap();
+    let mut su = db.superuser();
+    assert_eq!(logged_emails(&mut su, a), ["one@a.example", "two@a.example"]);
+    assert_eq!(logged_emails(&mut su, b), ["one@b.example", "two@b.example"]);
+    assert_chain_ok(&mut su, a);
+    assert_chain_ok(&mut su, b);
 }
 
 #[test]

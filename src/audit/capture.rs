@@ -1,13 +1,15 @@
 //! The row trigger that records every INSERT, UPDATE and DELETE of an
-//! audited table in the same transaction. If the record cannot be written,
-//! the statement fails: no change commits without its record.
+//! audited table in the same transaction. The record is made when the row
+//! changes and normally joins its chain at commit (`pending`). If it cannot
+//! be made or written, the statement or the commit fails: no change commits
+//! without its record.
 
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgRelation};
+use pgrx::{pg_sys, PgMemoryContexts, PgRelation};
 
 use super::json::{self, OwnedJsonb};
-use super::{append_as_owner, AuditError};
-use crate::audit::chain::NewRecord;
+use super::pending::{self, RowRecord};
+use super::{append_now, AuditError};
 
 /// AFTER INSERT OR UPDATE OR DELETE … FOR EACH ROW EXECUTE FUNCTION
 /// d5._audit_row('<chain column>'): the chain column holds the tenant uuid.
@@ -39,44 +41,52 @@ fn _audit_row<'a>(
         "UPDATE" => (data.tg_trigtuple, data.tg_newtuple),
         _ => (data.tg_trigtuple, std::ptr::null_mut()),
     };
-    // SAFETY: tuples come from the trigger data and match the relation's
-    // descriptor. An UPDATE's new row is built from its old one, with only
-    // the changed columns converted anew.
-    let (old_row, new_row, changed) = unsafe {
-        match op {
-            "INSERT" => (None, Some(json::from_row(new_tuple, desc)), None),
-            "DELETE" => (Some(json::from_row(old_tuple, desc)), None, None),
-            _ => {
-                let old_row = json::from_row(old_tuple, desc);
-                let changed = json::changed_attributes(old_tuple, new_tuple, desc);
-                let new_row = json::from_updated_row(&old_row, new_tuple, desc, &changed);
-                (Some(old_row), Some(new_row), Some(json::names_of(desc, &changed)))
-            }
-        }
-    };
     let any_tuple = if new_tuple.is_null() { old_tuple } else { new_tuple };
     // SAFETY: any_tuple is one of the trigger's tuples for this relation.
     let tenant = unsafe { chain_tenant(any_tuple, desc, &chain_column) }?;
-    // SAFETY: as above.
-    let row_pk = unsafe { primary_key_json(&relation, any_tuple, desc) };
-    let table = format!("{}.{}", relation.namespace(), relation.name());
-    // Through a SECURITY DEFINER function the current user is its owner; the
-    // login behind it is kept too.
-    let detail = crate::privilege::session_user_if_different()
-        .map(|login| json::from_text(&serde_json::json!({ "session_user": login }).to_string()));
-    let record = NewRecord {
-        tenant_id: tenant,
-        table_name: Some(&table),
-        operation: op,
-        row_pk: row_pk.as_ref().map(OwnedJsonb::as_ref),
-        old_row: old_row.as_ref().map(OwnedJsonb::as_ref),
-        new_row: new_row.as_ref().map(OwnedJsonb::as_ref),
-        changed_cols: changed.as_ref().map(OwnedJsonb::as_ref),
-        row_count: None,
-        rows_digest: None,
-        detail: detail.as_ref().map(OwnedJsonb::as_ref),
+    // A record kept for the commit is made where it outlives the statement.
+    let keep = pending::keeps(&tenant);
+    let mut context = if keep {
+        PgMemoryContexts::For(pending::memory_context())
+    } else {
+        PgMemoryContexts::CurrentMemoryContext
     };
-    append_as_owner(&record);
+    // SAFETY: tuples come from the trigger data and match the relation's
+    // descriptor. An UPDATE's new row is built from its old one, with only
+    // the changed columns converted anew.
+    let record = unsafe {
+        context.switch_to(|_| {
+            let (old_row, new_row, changed_cols) = match op {
+                "INSERT" => (None, Some(json::from_row(new_tuple, desc)), None),
+                "DELETE" => (Some(json::from_row(old_tuple, desc)), None, None),
+                _ => {
+                    let old_row = json::from_row(old_tuple, desc);
+                    let changed = json::changed_attributes(old_tuple, new_tuple, desc);
+                    let new_row = json::from_updated_row(&old_row, new_tuple, desc, &changed);
+                    (Some(old_row), Some(new_row), Some(json::names_of(desc, &changed)))
+                }
+            };
+            // Through a SECURITY DEFINER function the current user is its
+            // owner; the login behind it is kept too.
+            let detail = crate::privilege::session_user_if_different()
+                .map(|login| json::from_text(&serde_json::json!({ "session_user": login }).to_string()));
+            RowRecord {
+                tenant_id: tenant,
+                table_name: format!("{}.{}", relation.namespace(), relation.name()),
+                operation: op,
+                row_pk: primary_key_json(&relation, any_tuple, desc),
+                old_row,
+                new_row,
+                changed_cols,
+                detail,
+            }
+        })
+    };
+    if keep {
+        pending::keep(record);
+    } else {
+        append_now(&record.as_new_record());
+    }
     Ok(None)
 }
 

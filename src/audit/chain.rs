@@ -3,7 +3,8 @@
 //! Order is kept linear by a lock per chain: the first record a transaction
 //! appends to a chain takes that chain's lock until the transaction ends,
 //! because a seq handed to a transaction that later rolls back would leave a
-//! gap. It is a heavyweight lock in the advisory lock space (see
+//! gap. Row records are normally appended at pre-commit (`pending`), so the
+//! lock is held through the commit only. It is a heavyweight lock in the advisory lock space (see
 //! [`lock_chain_writers`]), not a row lock on the chain's head row: taking
 //! it writes no WAL and dirties no page, which a `SELECT … FOR UPDATE` of
 //! the head row did on every transaction. Writers of different tenants take
@@ -119,17 +120,13 @@ pub fn store_head(tenant: &uuid::Uuid, head: &heads::Head) {
     heads::stored(tenant, tid);
 }
 
-/// Appends `rec` to its chain as the current user (the caller switches to the
-/// extension owner first). Returns the seq it got.
-pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>) -> i64 {
+/// Appends `rec`, made by `db_role` and `actor` in the statement that
+/// started at `logged_at`, to its chain as the current user (the caller
+/// switches to the extension owner first). Returns the seq it got.
+pub fn append(rec: &NewRecord<'_>, db_role: &str, actor: Option<&str>, logged_at: pg_sys::TimestampTz) -> i64 {
     // SAFETY: reads backend-local transaction state; assigning the top-level
     // xid is what any write does anyway.
-    let (logged_at, txid) = unsafe {
-        (
-            pg_sys::GetCurrentStatementStartTimestamp(),
-            pg_sys::GetTopFullTransactionId().value as i64,
-        )
-    };
+    let txid = unsafe { pg_sys::GetTopFullTransactionId().value as i64 };
     // Open only for the chain's first record in the transaction.
     let (head, heads_table) = match heads::get(&rec.tenant_id) {
         Some(head) => (head.row, None),

@@ -315,7 +315,9 @@ mod tests {
 
     use super::{remember_root, HeadsTable, ROOTS};
 
+    /// A tenant whose chain and head row exist within this test's transaction.
     fn new_chain() -> uuid::Uuid {
+        Spi::run("SET LOCAL d5.audit_pending_limit = 0").unwrap();
         let t = Spi::get_one::<pgrx::Uuid>("SELECT d5.create_tenant('t-' || gen_random_uuid(), 'pro')").unwrap().unwrap();
         uuid::Uuid::from_bytes(*t.as_bytes())
     }

@@ -1,9 +1,10 @@
 //! Where each chain ends, held in backend memory for the writing transaction.
 //!
-//! The first record a transaction appends to a chain takes that chain's
-//! lock (held until the transaction ends, so writers of one tenant are
-//! ordered and a rolled-back transaction leaves no gap) and reads the head
-//! from `d5.audit_chain_heads`. Every further record of that chain in the
+//! The first record a transaction appends to a chain (at pre-commit for
+//! records kept by `pending`) takes that chain's lock (held until the
+//! transaction ends, so writers of one tenant are ordered and a rolled-back
+//! transaction leaves no gap) and reads the head from
+//! `d5.audit_chain_heads`. Every further record of that chain in the
 //! transaction takes seq and prev_hash from memory; the row is written with
 //! the first record and, if more followed, once more at pre-commit. Updating
 //! the row per record instead made every append walk all earlier versions of
@@ -154,7 +155,7 @@ fn abort_subtransaction(subxact: pg_sys::SubTransactionId) {
     });
 }
 
-fn register_callbacks() {
+pub(super) fn register_callbacks() {
     let first = STATE.with(|s| !std::mem::replace(&mut s.borrow_mut().callbacks_registered, true));
     if first {
         // SAFETY: registers plain functions for the backend's lifetime.
@@ -172,11 +173,15 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
         // Still inside the transaction: an error here aborts it, so a head
         // is never committed without its records or the records without it.
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => {
+            super::pending::append_kept_for_commit();
             for (tenant, head) in take_dirty() {
                 super::chain::store_head(&tenant, &head);
             }
         }
-        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => forget_transaction(),
+        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => {
+            forget_transaction();
+            super::pending::forget_transaction();
+        }
         _ => {}
     }
 }
@@ -190,5 +195,6 @@ unsafe extern "C-unwind" fn on_subxact(
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         abort_subtransaction(subxact);
+        super::pending::abort_subtransaction(subxact);
     }
 }

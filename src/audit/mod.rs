@@ -9,6 +9,7 @@ mod head_row;
 mod heads;
 mod log_reader;
 mod log_row;
+mod pending;
 mod physical_pass;
 pub mod json;
 pub mod seal;
@@ -63,12 +64,21 @@ impl From<AuditError> for pgrx::pg_sys::panic::ErrorReport {
     }
 }
 
-/// Appends `rec` as the extension owner, recording the calling role and the
-/// application actor. Returns its seq.
+/// Appends `rec` now as the extension owner, recording the calling role and
+/// the application actor. Returns its seq. Records kept for the commit are
+/// appended first, so a chain keeps the order of its changes.
 pub fn append_as_owner(rec: &NewRecord<'_>) -> i64 {
+    pending::append_kept();
+    append_now(rec)
+}
+
+/// [`append_as_owner`] for a record whose chain has no kept records.
+fn append_now(rec: &NewRecord<'_>) -> i64 {
     let role = privilege::current_user_name();
     let actor = context::current_actor();
-    privilege::as_extension_owner(|| chain::append(rec, &role, actor.as_deref()))
+    // SAFETY: reads backend-local transaction state.
+    let logged_at = unsafe { pgrx::pg_sys::GetCurrentStatementStartTimestamp() };
+    privilege::as_extension_owner(|| chain::append(rec, &role, actor.as_deref(), logged_at))
 }
 
 /// One record for a statement or action that touched many rows: table,

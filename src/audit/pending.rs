@@ -1,0 +1,279 @@
+//! Row records that wait for their transaction's commit to join their chain.
+//!
+//! A chain's lock is held from the moment a transaction appends to the chain
+//! until the transaction ends: a seq handed to a transaction that then rolls
+//! back would leave a gap. Taken when a row changes, it would make every
+//! other writer of that tenant wait for as long as the transaction stays
+//! open: its later statements, the application's work between them, a
+//! session left idle in the transaction. So the row trigger makes the whole
+//! record when the row changes (jsonb, role, actor, time: all but its place
+//! in the chain) and keeps it here; at pre-commit the chains are locked in
+//! tenant order (two transactions writing the same tenants cannot deadlock
+//! on them) and the records appended in the order they were made. The lock
+//! is then held only through the commit itself.
+//!
+//! Kept records are bounded by `d5.audit_pending_limit`: past it they are
+//! appended at once, and from then on the records of a chain this
+//! transaction has locked are appended as they come (what a limit of 0 does
+//! from the first record). Events (bulk loads, maintenance, seals) are
+//! appended at once, after the records kept before them, so a chain's order
+//! is always the order of the changes. A rolled-back savepoint drops the
+//! records made inside it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use pgrx::pg_sys;
+
+use super::chain::{self, NewRecord};
+use super::json::OwnedJsonb;
+use super::heads;
+use crate::error::{raise, InternalError};
+use crate::gucs;
+
+/// A row's record, made by the trigger: everything but seq and hashes. Its
+/// jsonb values live in the memory context they were made in: the
+/// statement's for a record appended at once, [`memory_context`] for a kept one.
+#[derive(Clone)]
+pub struct RowRecord {
+    pub tenant_id: uuid::Uuid,
+    pub table_name: String,
+    pub operation: &'static str,
+    pub row_pk: Option<OwnedJsonb>,
+    pub old_row: Option<OwnedJsonb>,
+    pub new_row: Option<OwnedJsonb>,
+    pub changed_cols: Option<OwnedJsonb>,
+    pub detail: Option<OwnedJsonb>,
+}
+
+impl RowRecord {
+    pub fn as_new_record(&self) -> NewRecord<'_> {
+        NewRecord {
+            tenant_id: self.tenant_id,
+            table_name: Some(&self.table_name),
+            operation: self.operation,
+            row_pk: self.row_pk.as_ref().map(OwnedJsonb::as_ref),
+            old_row: self.old_row.as_ref().map(OwnedJsonb::as_ref),
+            new_row: self.new_row.as_ref().map(OwnedJsonb::as_ref),
+            changed_cols: self.changed_cols.as_ref().map(OwnedJsonb::as_ref),
+            row_count: None,
+            rows_digest: None,
+            detail: self.detail.as_ref().map(OwnedJsonb::as_ref),
+        }
+    }
+
+    /// Memory the record's values take (jsonb and text, roughly twice the text).
+    fn size(&self) -> usize {
+        let jsonbs = [&self.row_pk, &self.old_row, &self.new_row, &self.changed_cols, &self.detail];
+        let text: usize = jsonbs.iter().filter_map(|j| j.as_ref()).map(|j| j.as_ref().text.len()).sum();
+        2 * text + self.table_name.len() + 200
+    }
+}
+
+/// A kept record with what the trigger saw when it made it.
+#[derive(Clone)]
+struct Kept {
+    record: RowRecord,
+    subxact: pg_sys::SubTransactionId,
+    logged_at: pg_sys::TimestampTz,
+    db_role: String,
+    actor: Option<String>,
+}
+
+struct State {
+    kept: Vec<Kept>,
+    bytes: usize,
+    /// Child of TopTransactionContext holding the kept jsonb values; null
+    /// until the transaction keeps its first record.
+    context: pg_sys::MemoryContext,
+    /// Set while records are being appended, to the subtransaction doing it.
+    /// Records made meanwhile (by triggers a DBA put on the audit log)
+    /// queue behind them.
+    appending_in: Option<pg_sys::SubTransactionId>,
+    /// The records being appended, until all are: an error that rolls back
+    /// the subtransaction appending them undoes their appends too, and they
+    /// are kept again.
+    in_flight: Vec<Rc<Vec<Kept>>>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = const {
+        RefCell::new(State {
+            kept: Vec::new(),
+            bytes: 0,
+            context: std::ptr::null_mut(),
+            appending_in: None,
+            in_flight: Vec::new(),
+        })
+    };
+}
+
+/// Whether a record of `tenant`'s chain made now is kept for the commit
+/// (else it is appended at once: the limit is 0, or this transaction holds
+/// the chain's lock already).
+pub fn keeps(tenant: &uuid::Uuid) -> bool {
+    STATE.with(|s| s.borrow().appending_in.is_some()) || (gucs::AUDIT_PENDING_LIMIT.get() > 0 && heads::get(tenant).is_none())
+}
+
+/// The memory context a record to keep is made in: it lives until the
+/// transaction ends, or until its records are appended.
+pub fn memory_context() -> pg_sys::MemoryContext {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.context.is_null() {
+            // SAFETY: a child of the transaction's context, deleted with it;
+            // forgotten (below) when the transaction ends.
+            s.context = unsafe {
+                pg_sys::AllocSetContextCreateExtended(
+                    pg_sys::TopTransactionContext,
+                    c"d5 audit records".as_ptr(),
+                    pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                    pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                    pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+                )
+            };
+        }
+        s.context
+    })
+}
+
+/// Keeps `record` (made in [`memory_context`]) for the commit; appends every
+/// kept record now if they pass the limit.
+pub fn keep(record: RowRecord) {
+    heads::register_callbacks();
+    let size = record.size();
+    // SAFETY: reads backend-local transaction state.
+    let (subxact, logged_at) =
+        unsafe { (pg_sys::GetCurrentSubTransactionId(), pg_sys::GetCurrentStatementStartTimestamp()) };
+    let kept = Kept {
+        record,
+        subxact,
+        logged_at,
+        db_role: crate::privilege::current_user_name(),
+        actor: crate::tenancy::context::current_actor(),
+    };
+    let over = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.kept.push(kept);
+        s.bytes += size;
+        s.appending_in.is_none() && s.bytes > limit_bytes()
+    });
+    if over {
+        append_kept();
+    }
+}
+
+fn limit_bytes() -> usize {
+    usize::try_from(gucs::AUDIT_PENDING_LIMIT.get()).unwrap_or(0) * 1024
+}
+
+/// Appends every kept record to its chain: the chains in tenant order, each
+/// chain's records in the order they were made. Called at pre-commit, before
+/// an event is appended, and when kept records pass the limit.
+pub fn append_kept() {
+    let nothing = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let nothing = s.kept.is_empty() || s.appending_in.is_some();
+        if !nothing {
+            // SAFETY: reads backend-local transaction state.
+            s.appending_in = Some(unsafe { pg_sys::GetCurrentSubTransactionId() });
+        }
+        nothing
+    });
+    if nothing {
+        return;
+    }
+    with_active_snapshot(|| {
+        crate::privilege::as_extension_owner(|| loop {
+            let batch = STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                let mut batch = std::mem::take(&mut s.kept);
+                batch.sort_by_key(|k| k.record.tenant_id);
+                let batch = Rc::new(batch);
+                s.in_flight.push(Rc::clone(&batch));
+                batch
+            });
+            if batch.is_empty() {
+                break;
+            }
+            for k in batch.iter() {
+                chain::append(&k.record.as_new_record(), &k.db_role, k.actor.as_deref(), k.logged_at);
+            }
+        })
+    });
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.appending_in = None;
+        s.in_flight.clear();
+        s.bytes = 0;
+        if !s.context.is_null() {
+            // SAFETY: nothing refers to the appended records' values any more.
+            unsafe { pg_sys::MemoryContextReset(s.context) };
+        }
+    });
+}
+
+/// [`append_kept`] at pre-commit, where no record may be left behind: a
+/// transaction whose records could not all be appended fails to commit.
+pub fn append_kept_for_commit() {
+    append_kept();
+    let left = STATE.with(|s| {
+        let s = s.borrow();
+        s.kept.len() + s.in_flight.len() + usize::from(s.appending_in.is_some())
+    });
+    if left > 0 {
+        raise(InternalError(format!("{left} audit records were not appended at commit")));
+    }
+}
+
+/// Runs `f` with a snapshot pushed if none is active (at pre-commit there
+/// is none, and SQL needs one), as deferred triggers are run at commit.
+fn with_active_snapshot<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: a snapshot pushed here is popped below; an error pops it with
+    // the aborted transaction.
+    let pushed = unsafe {
+        let none = !pg_sys::ActiveSnapshotSet();
+        if none {
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        }
+        none
+    };
+    let result = f();
+    if pushed {
+        // SAFETY: pops the snapshot pushed above.
+        unsafe { pg_sys::PopActiveSnapshot() };
+    }
+    result
+}
+
+/// A rolled-back subtransaction takes the records made in it (subtransaction
+/// ids grow: every record at or above `subxact` was made by it or a child).
+/// If it was appending records (an error interrupted the append), the
+/// appends are undone with it and the records older than it are kept again.
+pub fn abort_subtransaction(subxact: pg_sys::SubTransactionId) {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let s = &mut *s;
+        if s.appending_in.is_some_and(|appending| subxact <= appending) {
+            let mut kept: Vec<Kept> =
+                s.in_flight.drain(..).flat_map(|b| Rc::try_unwrap(b).unwrap_or_else(|b| (*b).clone())).collect();
+            kept.append(&mut s.kept);
+            s.kept = kept;
+            s.appending_in = None;
+        }
+        s.kept.retain(|k| k.subxact < subxact);
+        s.bytes = s.kept.iter().map(|k| k.record.size()).sum();
+    });
+}
+
+/// The transaction ended; its memory context goes with it.
+pub fn forget_transaction() {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.kept.clear();
+        s.bytes = 0;
+        s.context = std::ptr::null_mut();
+        s.appending_in = None;
+        s.in_flight.clear();
+    });
+}
