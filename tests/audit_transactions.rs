@@ -422,6 +422,46 @@ fn kept_records_survive_a_failed_append_in_a_rolled_back_savepoint() {
 }
 
 #[test]
+fn records_appended_in_a_savepoint_that_rolls_back_are_kept_again() {
+    // A record kept in the transaction is appended, past the limit, inside a
+    // savepoint; the savepoint rolls back. Its change stands, so its record
+    // must join the chain at commit; the savepoint's change and record go.
+    // A released savepoint's appends stand with their changes.
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let mut su = db.superuser();
+    let (_, mut app) = db.login("d5_app");
+    let pid = backend_pid(&mut app);
+    begin_as(&mut app, t);
+    app.batch_execute(
+        "SET LOCAL d5.audit_pending_limit = '1kB';
+         INSERT INTO d5.users (email) VALUES ('kept@x.example');",
+    )
+    .unwrap();
+    assert_eq!(chain_locks(&mut su, Some(pid), true), 0, "the first record is kept");
+    app.batch_execute(
+        "SAVEPOINT s;
+         INSERT INTO d5.users (email) VALUES ('rolled-back@x.example');",
+    )
+    .unwrap();
+    assert_eq!(chain_locks(&mut su, Some(pid), true), 1, "past the limit, both records were appended");
+    app.batch_execute("ROLLBACK TO s").unwrap();
+    assert_eq!(chain_locks(&mut su, Some(pid), true), 0, "the rollback undid the appends and released the lock");
+    app.batch_execute(
+        "SAVEPOINT r;
+         INSERT INTO d5.users (email) VALUES ('released@x.example');
+         RELEASE r;
+         COMMIT;",
+    )
+    .unwrap();
+    let users: Vec<String> =
+        su.query("SELECT email FROM d5.users ORDER BY email", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(users, ["kept@x.example", "released@x.example"]);
+    assert_eq!(logged_emails(&mut su, t), ["kept@x.example", "released@x.example"], "every committed change has its record");
+    assert_chain_ok(&mut su, t);
+}
+
+#[test]
 fn writers_of_two_tenants_in_opposite_orders_do_not_deadlock() {
     // Each transaction locks its chains at commit, in tenant order. Locked as
     // rows changed, the second INSERT of each would wait for the other.

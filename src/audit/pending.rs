@@ -94,6 +94,13 @@ struct State {
     /// the subtransaction appending them undoes their appends too, and they
     /// are kept again.
     in_flight: Vec<Rc<Vec<Kept>>>,
+    /// Records appended in a subtransaction below the one that made them
+    /// (past the limit inside a savepoint), with the subtransaction whose
+    /// fate their appends now share: rolling that back undoes the appends
+    /// but not the changes, which then need their records kept again. Once
+    /// it has merged into the record's own (subtransaction commits relabel
+    /// it to the parent), the record is forgotten.
+    appended: Vec<(pg_sys::SubTransactionId, Kept)>,
 }
 
 thread_local! {
@@ -104,6 +111,7 @@ thread_local! {
             context: std::ptr::null_mut(),
             appending_in: None,
             in_flight: Vec::new(),
+            appended: Vec::new(),
         })
     };
 }
@@ -203,10 +211,15 @@ pub fn append_kept() {
     });
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        s.appending_in = None;
-        s.in_flight.clear();
+        let s = &mut *s;
+        let appended_in = s.appending_in.take().expect("set above");
+        for k in s.in_flight.drain(..).flat_map(unwrap_batch) {
+            if k.subxact < appended_in {
+                s.appended.push((appended_in, k));
+            }
+        }
         s.bytes = 0;
-        if !s.context.is_null() {
+        if s.appended.is_empty() && !s.context.is_null() {
             // SAFETY: nothing refers to the appended records' values any more.
             unsafe { pg_sys::MemoryContextReset(s.context) };
         }
@@ -246,23 +259,44 @@ fn with_active_snapshot<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
+fn unwrap_batch(batch: Rc<Vec<Kept>>) -> Vec<Kept> {
+    Rc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone())
+}
+
 /// A rolled-back subtransaction takes the records made in it (subtransaction
 /// ids grow: every record at or above `subxact` was made by it or a child).
-/// If it was appending records (an error interrupted the append), the
-/// appends are undone with it and the records older than it are kept again.
+/// The appends it made (all of them, if an error interrupted an append) are
+/// undone with it: the records among them made before it are kept again,
+/// ahead of the records kept since (made after those appends).
 pub fn abort_subtransaction(subxact: pg_sys::SubTransactionId) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let s = &mut *s;
-        if s.appending_in.is_some_and(|appending| subxact <= appending) {
-            let mut kept: Vec<Kept> =
-                s.in_flight.drain(..).flat_map(|b| Rc::try_unwrap(b).unwrap_or_else(|b| (*b).clone())).collect();
-            kept.append(&mut s.kept);
-            s.kept = kept;
+        if let Some(appending) = s.appending_in.filter(|&appending| subxact <= appending) {
+            for k in s.in_flight.drain(..).flat_map(unwrap_batch) {
+                s.appended.push((appending, k));
+            }
             s.appending_in = None;
         }
-        s.kept.retain(|k| k.subxact < subxact);
+        let (undone, standing): (Vec<_>, Vec<_>) = s.appended.drain(..).partition(|(by, _)| *by >= subxact);
+        s.appended = standing;
+        let mut kept: Vec<Kept> = undone.into_iter().map(|(_, k)| k).collect();
+        kept.append(&mut s.kept);
+        kept.retain(|k| k.subxact < subxact);
+        s.kept = kept;
         s.bytes = s.kept.iter().map(|k| k.record.size()).sum();
+    });
+}
+
+/// A committed subtransaction merges into its parent: so do the appends it
+/// made, and a record whose append now shares its change's fate is forgotten.
+pub fn commit_subtransaction(subxact: pg_sys::SubTransactionId, parent: pg_sys::SubTransactionId) {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        for (by, _) in s.appended.iter_mut().filter(|(by, _)| *by >= subxact) {
+            *by = parent;
+        }
+        s.appended.retain(|(by, k)| *by > k.subxact);
     });
 }
 
@@ -275,5 +309,6 @@ pub fn forget_transaction() {
         s.context = std::ptr::null_mut();
         s.appending_in = None;
         s.in_flight.clear();
+        s.appended.clear();
     });
 }
