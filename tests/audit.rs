@@ -150,6 +150,26 @@ fn a_failing_audit_write_aborts_the_change() {
     assert_eq!(sqlstate(&err), "23514", "{err:?}");
     app.batch_execute("ROLLBACK").unwrap();
     su.batch_execute("ALTER TABLE d5.audit_log DROP CONSTRAINT broken").unwrap();
+    // A deferred check a DBA put on the log runs for records appended at
+    // commit too (after commit has fired the deferred triggers once).
+    su.batch_execute(
+        "CREATE FUNCTION public.refuse_users_record() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.table_name = 'd5.users' THEN
+                 RAISE EXCEPTION 'refused by a deferred check' USING ERRCODE = '23514';
+             END IF;
+             RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER deferred_check AFTER INSERT ON d5.audit_log
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.refuse_users_record();",
+    )
+    .unwrap();
+    begin_as(&mut app, t);
+    app.batch_execute("INSERT INTO d5.users (email) VALUES ('a@acme.example')").unwrap();
+    let err = app.batch_execute("COMMIT").unwrap_err();
+    assert_eq!(sqlstate(&err), "23514", "{err:?}");
+    assert!(err.to_string().contains("deferred check") || format!("{err:?}").contains("deferred check"), "{err:?}");
+    su.batch_execute("DROP TRIGGER deferred_check ON d5.audit_log").unwrap();
     let n: i64 = su.query_one("SELECT count(*) FROM d5.users", &[]).unwrap().get(0);
     assert_eq!(n, 0, "a change committed without its audit record");
     // The chain's head cannot be written at commit (it is written with a

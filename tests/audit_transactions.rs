@@ -390,6 +390,24 @@ fn kept_records_past_the_limit_join_their_chain_at_once() {
 }
 
 #[test]
+fn setting_the_limit_to_zero_mid_transaction_keeps_the_order_of_changes() {
+    let db = TestDb::new();
+    let t = db.create_tenant("acme");
+    let mut su = db.superuser();
+    let (_, mut app) = db.login("d5_app");
+    begin_as(&mut app, t);
+    app.batch_execute(
+        "INSERT INTO d5.users (email) VALUES ('kept@x.example');
+         SET LOCAL d5.audit_pending_limit = 0;
+         INSERT INTO d5.users (email) VALUES ('at-once@x.example');
+         COMMIT;",
+    )
+    .unwrap();
+    assert_eq!(logged_emails(&mut su, t), ["kept@x.example", "at-once@x.example"]);
+    assert_chain_ok(&mut su, t);
+}
+
+#[test]
 fn kept_records_survive_a_failed_append_in_a_rolled_back_savepoint() {
     // Records kept in the transaction, then a subtransaction whose new record
     // passes the limit: the append of all of them fails there (a CHECK a DBA

@@ -194,6 +194,35 @@ fn monthly(c: &mut Client, t: Uuid) -> Vec<(String, String)> {
 }
 
 #[test]
+fn an_ingest_is_recorded_between_the_changes_around_it() {
+    // Row records wait for the commit; the ingest's record is written at
+    // once, after the tenant's records kept before it.
+    let db = TestDb::new();
+    let t = tenant(&db, "acme");
+    let (_, mut app) = db.login("d5_app");
+    let csv = format!("{HEADER}\n{}\n", row("111", "2024-09", 1, 3, "EC2", "1.10"));
+    let mut tx = app.transaction().unwrap();
+    tx.execute("SELECT d5.set_tenant($1)", &[&t.id]).unwrap();
+    tx.execute("INSERT INTO d5.users (email) VALUES ('before@x.example')", &[]).unwrap();
+    tx.query_one("SELECT * FROM d5.ingest_focus($1, $2)", &[&t.account, &csv]).unwrap();
+    tx.execute("INSERT INTO d5.users (email) VALUES ('after@x.example')", &[]).unwrap();
+    tx.commit().unwrap();
+    let ops: Vec<(String, Option<String>)> = db
+        .superuser()
+        .query(
+            "SELECT operation, new_row->>'email' FROM d5.audit_log
+              WHERE tenant_id = $1 AND (table_name = 'd5.users' OR operation = 'INGEST') ORDER BY seq",
+            &[&t.id],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [("INSERT", Some("before@x.example")), ("INGEST", None), ("INSERT", Some("after@x.example"))];
+    assert_eq!(ops, expected.map(|(o, e)| (o.to_string(), e.map(str::to_string))));
+}
+
+#[test]
 fn reingesting_a_period_replaces_it_atomically_and_rollups_follow() {
     let db = TestDb::new();
     let t = tenant(&db, "acme");

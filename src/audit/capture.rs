@@ -5,7 +5,7 @@
 //! without its record.
 
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgMemoryContexts, PgRelation};
+use pgrx::{pg_sys, PgRelation};
 
 use super::json::{self, OwnedJsonb};
 use super::pending::{self, RowRecord};
@@ -44,47 +44,40 @@ fn _audit_row<'a>(
     let any_tuple = if new_tuple.is_null() { old_tuple } else { new_tuple };
     // SAFETY: any_tuple is one of the trigger's tuples for this relation.
     let tenant = unsafe { chain_tenant(any_tuple, desc, &chain_column) }?;
-    // A record kept for the commit is made where it outlives the statement.
-    let keep = pending::keeps(&tenant);
-    let mut context = if keep {
-        PgMemoryContexts::For(pending::memory_context())
-    } else {
-        PgMemoryContexts::CurrentMemoryContext
-    };
     // SAFETY: tuples come from the trigger data and match the relation's
     // descriptor. An UPDATE's new row is built from its old one, with only
     // the changed columns converted anew.
-    let record = unsafe {
-        context.switch_to(|_| {
-            let (old_row, new_row, changed_cols) = match op {
-                "INSERT" => (None, Some(json::from_row(new_tuple, desc)), None),
-                "DELETE" => (Some(json::from_row(old_tuple, desc)), None, None),
-                _ => {
-                    let old_row = json::from_row(old_tuple, desc);
-                    let changed = json::changed_attributes(old_tuple, new_tuple, desc);
-                    let new_row = json::from_updated_row(&old_row, new_tuple, desc, &changed);
-                    (Some(old_row), Some(new_row), Some(json::names_of(desc, &changed)))
-                }
-            };
-            // Through a SECURITY DEFINER function the current user is its
-            // owner; the login behind it is kept too.
-            let detail = crate::privilege::session_user_if_different()
-                .map(|login| json::from_text(&serde_json::json!({ "session_user": login }).to_string()));
-            RowRecord {
-                tenant_id: tenant,
-                table_name: format!("{}.{}", relation.namespace(), relation.name()),
-                operation: op,
-                row_pk: primary_key_json(&relation, any_tuple, desc),
-                old_row,
-                new_row,
-                changed_cols,
-                detail,
+    let (old_row, new_row, changed_cols) = unsafe {
+        match op {
+            "INSERT" => (None, Some(json::from_row(new_tuple, desc)), None),
+            "DELETE" => (Some(json::from_row(old_tuple, desc)), None, None),
+            _ => {
+                let old_row = json::from_row(old_tuple, desc);
+                let changed = json::changed_attributes(old_tuple, new_tuple, desc);
+                let new_row = json::from_updated_row(&old_row, new_tuple, desc, &changed);
+                (Some(old_row), Some(new_row), Some(json::names_of(desc, &changed)))
             }
-        })
+        }
     };
-    if keep {
+    // Through a SECURITY DEFINER function the current user is its owner; the
+    // login behind it is kept too.
+    let detail = crate::privilege::session_user_if_different()
+        .map(|login| json::from_text(&serde_json::json!({ "session_user": login }).to_string()));
+    let record = RowRecord {
+        tenant_id: tenant,
+        table_name: format!("{}.{}", relation.namespace(), relation.name()),
+        operation: op,
+        // SAFETY: as above.
+        row_pk: unsafe { primary_key_json(&relation, any_tuple, desc) },
+        old_row,
+        new_row,
+        changed_cols,
+        detail,
+    };
+    if pending::keeps(&tenant) {
         pending::keep(record);
     } else {
+        pending::append_kept_ahead_of(&tenant, false);
         append_now(&record.as_new_record());
     }
     Ok(None)

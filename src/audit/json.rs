@@ -30,6 +30,27 @@ impl OwnedJsonb {
         Jsonb { datum: self.datum, text }
     }
 
+    /// A copy of the datum and its text in `context` (for a record kept
+    /// past the statement that made it).
+    pub fn copy_into(&self, context: pg_sys::MemoryContext) -> OwnedJsonb {
+        // SAFETY: the datum is a plain jsonb varlena (see `new`) and the text
+        // `len` bytes; both are copied whole into fresh chunks of `context`.
+        unsafe {
+            let size = pgrx::varlena::varsize(self.datum.cast_mut_ptr::<pg_sys::varlena>());
+            let datum = pg_sys::MemoryContextAlloc(context, size);
+            std::ptr::copy_nonoverlapping(self.datum.cast_mut_ptr::<u8>(), datum.cast::<u8>(), size);
+            let text = pg_sys::MemoryContextAlloc(context, self.len.max(1)).cast::<u8>();
+            std::ptr::copy_nonoverlapping(self.text, text, self.len);
+            OwnedJsonb { datum: pg_sys::Datum::from(datum), text, len: self.len }
+        }
+    }
+
+    /// Bytes the datum and its text take.
+    pub fn size(&self) -> usize {
+        // SAFETY: a plain jsonb varlena (see `new`).
+        unsafe { pgrx::varlena::varsize(self.datum.cast_mut_ptr::<pg_sys::varlena>()) + self.len }
+    }
+
     /// Pairs a jsonb datum (made here: plain, not toasted) with its
     /// `jsonb_out` text, written by the function `jsonb_out` calls. Text that
     /// is not UTF-8 (a database in another encoding) is refused: the hash

@@ -64,11 +64,12 @@ impl From<AuditError> for pgrx::pg_sys::panic::ErrorReport {
     }
 }
 
-/// Appends `rec` now as the extension owner, recording the calling role and
-/// the application actor. Returns its seq. Records kept for the commit are
-/// appended first, so a chain keeps the order of its changes.
+/// Appends `rec` (an event) now as the extension owner, recording the calling
+/// role and the application actor. Returns its seq. Records of its chain
+/// kept for the commit are appended first, so a chain keeps the order of its
+/// changes.
 pub fn append_as_owner(rec: &NewRecord<'_>) -> i64 {
-    pending::append_kept();
+    pending::append_kept_ahead_of(&rec.tenant_id, true);
     append_now(rec)
 }
 

@@ -28,12 +28,13 @@ use pgrx::pg_sys;
 use super::chain::{self, NewRecord};
 use super::json::OwnedJsonb;
 use super::heads;
+use super::AuditError;
 use crate::error::{raise, InternalError};
 use crate::gucs;
 
 /// A row's record, made by the trigger: everything but seq and hashes. Its
-/// jsonb values live in the memory context they were made in: the
-/// statement's for a record appended at once, [`memory_context`] for a kept one.
+/// jsonb values live in the statement's memory context; [`keep`] copies them
+/// into the transaction's.
 #[derive(Clone)]
 pub struct RowRecord {
     pub tenant_id: uuid::Uuid,
@@ -62,11 +63,8 @@ impl RowRecord {
         }
     }
 
-    /// Memory the record's values take (jsonb and text, roughly twice the text).
-    fn size(&self) -> usize {
-        let jsonbs = [&self.row_pk, &self.old_row, &self.new_row, &self.changed_cols, &self.detail];
-        let text: usize = jsonbs.iter().filter_map(|j| j.as_ref()).map(|j| j.as_ref().text.len()).sum();
-        2 * text + self.table_name.len() + 200
+    fn jsonbs_mut(&mut self) -> [&mut Option<OwnedJsonb>; 5] {
+        [&mut self.row_pk, &mut self.old_row, &mut self.new_row, &mut self.changed_cols, &mut self.detail]
     }
 }
 
@@ -78,6 +76,8 @@ struct Kept {
     logged_at: pg_sys::TimestampTz,
     db_role: String,
     actor: Option<String>,
+    /// Memory it takes, roughly.
+    size: usize,
 }
 
 struct State {
@@ -120,12 +120,33 @@ thread_local! {
 /// (else it is appended at once: the limit is 0, or this transaction holds
 /// the chain's lock already).
 pub fn keeps(tenant: &uuid::Uuid) -> bool {
-    STATE.with(|s| s.borrow().appending_in.is_some()) || (gucs::AUDIT_PENDING_LIMIT.get() > 0 && heads::get(tenant).is_none())
+    STATE.with(|s| s.borrow().appending_in.is_some())
+        || (gucs::AUDIT_PENDING_LIMIT.get() > 0 && heads::get(tenant).is_none())
 }
 
-/// The memory context a record to keep is made in: it lives until the
-/// transaction ends, or until its records are appended.
-pub fn memory_context() -> pg_sys::MemoryContext {
+/// Before a record of `tenant`'s chain is appended at once (an event, or a
+/// row's record with the limit at 0): appends the records of that chain
+/// kept before it. A record made while records are being appended (by a
+/// trigger a DBA put on the audit log) can only queue behind them, so an
+/// event is refused there.
+pub fn append_kept_ahead_of(tenant: &uuid::Uuid, event: bool) {
+    let (appending, ahead) = STATE.with(|s| {
+        let s = s.borrow();
+        (s.appending_in.is_some(), s.kept.iter().any(|k| k.record.tenant_id == *tenant))
+    });
+    if appending && event {
+        raise(AuditError::Misconfigured("an audit event cannot be written while audit records are appended (by a trigger on d5.audit_log)"));
+    }
+    if ahead {
+        append_kept_of(Some(tenant));
+    }
+}
+
+/// The memory context kept records live in: until the transaction ends, or
+/// until every record in it has been appended.
+fn memory_context() -> pg_sys::MemoryContext {
+    // First, so that the transaction's end always forgets the context.
+    heads::register_callbacks();
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.context.is_null() {
@@ -145,11 +166,17 @@ pub fn memory_context() -> pg_sys::MemoryContext {
     })
 }
 
-/// Keeps `record` (made in [`memory_context`]) for the commit; appends every
-/// kept record now if they pass the limit.
-pub fn keep(record: RowRecord) {
-    heads::register_callbacks();
-    let size = record.size();
+/// Keeps `record` for the commit, its values copied out of the statement's
+/// memory (only once they are complete: whatever runs while a record is
+/// made, a cast to json included, finds no half-made record here); appends
+/// every kept record now if they pass the limit.
+pub fn keep(mut record: RowRecord) {
+    let context = memory_context();
+    let mut size = record.table_name.len() + 200;
+    for jsonb in record.jsonbs_mut().into_iter().flatten() {
+        *jsonb = jsonb.copy_into(context);
+        size += jsonb.size();
+    }
     // SAFETY: reads backend-local transaction state.
     let (subxact, logged_at) =
         unsafe { (pg_sys::GetCurrentSubTransactionId(), pg_sys::GetCurrentStatementStartTimestamp()) };
@@ -159,6 +186,7 @@ pub fn keep(record: RowRecord) {
         logged_at,
         db_role: crate::privilege::current_user_name(),
         actor: crate::tenancy::context::current_actor(),
+        size,
     };
     let over = STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -176,12 +204,18 @@ fn limit_bytes() -> usize {
 }
 
 /// Appends every kept record to its chain: the chains in tenant order, each
-/// chain's records in the order they were made. Called at pre-commit, before
-/// an event is appended, and when kept records pass the limit.
-pub fn append_kept() {
+/// chain's records in the order they were made. Called at pre-commit and
+/// when kept records pass the limit. Returns whether it appended any.
+fn append_kept() -> bool {
+    append_kept_of(None)
+}
+
+/// [`append_kept`], for one chain's records only if `tenant` is given.
+fn append_kept_of(tenant: Option<&uuid::Uuid>) -> bool {
+    let of_chain = |k: &Kept| tenant.is_none_or(|t| k.record.tenant_id == *t);
     let nothing = STATE.with(|s| {
         let mut s = s.borrow_mut();
-        let nothing = s.kept.is_empty() || s.appending_in.is_some();
+        let nothing = !s.kept.iter().any(of_chain) || s.appending_in.is_some();
         if !nothing {
             // SAFETY: reads backend-local transaction state.
             s.appending_in = Some(unsafe { pg_sys::GetCurrentSubTransactionId() });
@@ -189,13 +223,14 @@ pub fn append_kept() {
         nothing
     });
     if nothing {
-        return;
+        return false;
     }
     with_active_snapshot(|| {
         crate::privilege::as_extension_owner(|| loop {
             let batch = STATE.with(|s| {
                 let mut s = s.borrow_mut();
-                let mut batch = std::mem::take(&mut s.kept);
+                let (mut batch, others): (Vec<Kept>, Vec<Kept>) = s.kept.drain(..).partition(of_chain);
+                s.kept = others;
                 batch.sort_by_key(|k| k.record.tenant_id);
                 let batch = Rc::new(batch);
                 s.in_flight.push(Rc::clone(&batch));
@@ -218,18 +253,25 @@ pub fn append_kept() {
                 s.appended.push((appended_in, k));
             }
         }
-        s.bytes = 0;
-        if s.appended.is_empty() && !s.context.is_null() {
-            // SAFETY: nothing refers to the appended records' values any more.
+        s.bytes = s.kept.iter().map(|k| k.size).sum();
+        if s.kept.is_empty() && s.appended.is_empty() && !s.context.is_null() {
+            // SAFETY: no record refers to the context's values any more.
             unsafe { pg_sys::MemoryContextReset(s.context) };
         }
     });
+    true
 }
 
 /// [`append_kept`] at pre-commit, where no record may be left behind: a
 /// transaction whose records could not all be appended fails to commit.
+/// Commit has already fired the deferred triggers; the appends may have
+/// queued more (a deferrable constraint a DBA put on the audit log), which
+/// are fired here, as are the records their changes make.
 pub fn append_kept_for_commit() {
-    append_kept();
+    while append_kept() {
+        // SAFETY: outside any query, as at commit just before this callback.
+        unsafe { pg_sys::AfterTriggerFireDeferred() };
+    }
     let left = STATE.with(|s| {
         let s = s.borrow();
         s.kept.len() + s.in_flight.len() + usize::from(s.appending_in.is_some())
@@ -284,7 +326,7 @@ pub fn abort_subtransaction(subxact: pg_sys::SubTransactionId) {
         kept.append(&mut s.kept);
         kept.retain(|k| k.subxact < subxact);
         s.kept = kept;
-        s.bytes = s.kept.iter().map(|k| k.record.size()).sum();
+        s.bytes = s.kept.iter().map(|k| k.size).sum();
     });
 }
 
