@@ -260,8 +260,22 @@ fn concurrent_writers_keep_every_chain_linear() {
                     let t = if worker % 2 == 0 { tenants[0] } else { tenants[(worker + i) % 3] };
                     let mut tx = c.transaction().unwrap();
                     tx.execute("SELECT d5.set_tenant($1)", &[&t]).unwrap();
+                    // Some writers append as rows change; the rest keep their
+                    // records until commit (the default).
+                    if worker % 4 == 1 {
+                        tx.batch_execute("SET LOCAL d5.audit_pending_limit = 0").unwrap();
+                    }
                     tx.execute("INSERT INTO d5.policies (name, type, thresholds) VALUES ($1, 'budget', '{\"amount\": 100, \"currency\": \"USD\", \"period\": \"monthly\"}')", &[&format!("w{worker}-{i}")])
                         .unwrap();
+                    if i % 7 == 3 {
+                        // A change rolled back to a savepoint leaves no record.
+                        tx.batch_execute(&format!(
+                            "SAVEPOINT s;
+                             INSERT INTO d5.policies (name, type, thresholds) VALUES ('w{worker}-{i}-undone', 'budget', '{{\"amount\": 1, \"currency\": \"USD\", \"period\": \"monthly\"}}');
+                             ROLLBACK TO s;"
+                        ))
+                        .unwrap();
+                    }
                     tx.execute("UPDATE d5.policies SET enabled = NOT enabled WHERE name = $1", &[&format!("w{worker}-{i}")])
                         .unwrap();
                     if i % 5 == 4 {
