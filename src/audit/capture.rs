@@ -9,7 +9,7 @@ use pgrx::{pg_sys, PgRelation};
 
 use super::json::{self, OwnedJsonb};
 use super::pending::{self, RowRecord};
-use super::{append_now, AuditError};
+use super::AuditError;
 
 /// AFTER INSERT OR UPDATE OR DELETE … FOR EACH ROW EXECUTE FUNCTION
 /// d5._audit_row('<chain column>'): the chain column holds the tenant uuid.
@@ -74,12 +74,7 @@ fn _audit_row<'a>(
         changed_cols,
         detail,
     };
-    if pending::keeps(&tenant) {
-        pending::keep(record);
-    } else {
-        pending::append_kept_ahead_of(&tenant, false);
-        append_now(&record.as_new_record());
-    }
+    pending::record(record);
     Ok(None)
 }
 

@@ -4,8 +4,9 @@
 //! appends to a chain takes that chain's lock until the transaction ends,
 //! because a seq handed to a transaction that later rolls back would leave a
 //! gap. Row records are normally appended at pre-commit (`pending`), so the
-//! lock is held through the commit only. It is a heavyweight lock in the advisory lock space (see
-//! [`lock_chain_writers`]), not a row lock on the chain's head row: taking
+//! lock is held through the commit only. It is a heavyweight lock in the
+//! advisory lock space (see [`lock_chain_writers`]), not a row lock on the
+//! chain's head row: taking
 //! it writes no WAL and dirties no page, which a `SELECT … FOR UPDATE` of
 //! the head row did on every transaction. Writers of different tenants take
 //! different locks and never wait for each other. The head row is then read

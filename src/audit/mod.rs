@@ -69,7 +69,7 @@ impl From<AuditError> for pgrx::pg_sys::panic::ErrorReport {
 /// kept for the commit are appended first, so a chain keeps the order of its
 /// changes.
 pub fn append_as_owner(rec: &NewRecord<'_>) -> i64 {
-    pending::append_kept_ahead_of(&rec.tenant_id, true);
+    pending::before_event(&rec.tenant_id);
     append_now(rec)
 }
 

@@ -35,7 +35,6 @@ use crate::gucs;
 /// A row's record, made by the trigger: everything but seq and hashes. Its
 /// jsonb values live in the statement's memory context; [`keep`] copies them
 /// into the transaction's.
-#[derive(Clone)]
 pub struct RowRecord {
     pub tenant_id: uuid::Uuid,
     pub table_name: String,
@@ -48,7 +47,7 @@ pub struct RowRecord {
 }
 
 impl RowRecord {
-    pub fn as_new_record(&self) -> NewRecord<'_> {
+    fn as_new_record(&self) -> NewRecord<'_> {
         NewRecord {
             tenant_id: self.tenant_id,
             table_name: Some(&self.table_name),
@@ -69,7 +68,6 @@ impl RowRecord {
 }
 
 /// A kept record with what the trigger saw when it made it.
-#[derive(Clone)]
 struct Kept {
     record: RowRecord,
     subxact: pg_sys::SubTransactionId,
@@ -81,7 +79,7 @@ struct Kept {
 }
 
 struct State {
-    kept: Vec<Kept>,
+    kept: Vec<Rc<Kept>>,
     bytes: usize,
     /// Child of TopTransactionContext holding the kept jsonb values; null
     /// until the transaction keeps its first record.
@@ -90,17 +88,14 @@ struct State {
     /// Records made meanwhile (by triggers a DBA put on the audit log)
     /// queue behind them.
     appending_in: Option<pg_sys::SubTransactionId>,
-    /// The records being appended, until all are: an error that rolls back
-    /// the subtransaction appending them undoes their appends too, and they
-    /// are kept again.
-    in_flight: Vec<Rc<Vec<Kept>>>,
-    /// Records appended in a subtransaction below the one that made them
-    /// (past the limit inside a savepoint), with the subtransaction whose
-    /// fate their appends now share: rolling that back undoes the appends
-    /// but not the changes, which then need their records kept again. Once
-    /// it has merged into the record's own (subtransaction commits relabel
-    /// it to the parent), the record is forgotten.
-    appended: Vec<(pg_sys::SubTransactionId, Kept)>,
+    /// Appended records with the subtransaction whose fate their appends
+    /// share, as long as that is not the record's own: an append past the
+    /// limit inside a savepoint, or any append still under way (an error
+    /// may interrupt it). Rolling that subtransaction back undoes the
+    /// appends but not the older changes, whose records are then kept again.
+    /// Subtransaction commits relabel it to the parent; once that is the
+    /// record's own, the record is forgotten.
+    appended: Vec<(pg_sys::SubTransactionId, Rc<Kept>)>,
 }
 
 thread_local! {
@@ -110,34 +105,40 @@ thread_local! {
             bytes: 0,
             context: std::ptr::null_mut(),
             appending_in: None,
-            in_flight: Vec::new(),
             appended: Vec::new(),
         })
     };
 }
 
-/// Whether a record of `tenant`'s chain made now is kept for the commit
-/// (else it is appended at once: the limit is 0, or this transaction holds
-/// the chain's lock already).
-pub fn keeps(tenant: &uuid::Uuid) -> bool {
-    STATE.with(|s| s.borrow().appending_in.is_some())
-        || (gucs::AUDIT_PENDING_LIMIT.get() > 0 && heads::get(tenant).is_none())
+/// Records a row's change: keeps the record for the commit, or appends it at
+/// once when the limit is 0 or this transaction holds the chain's lock
+/// already (then after any record of its chain kept before the limit was
+/// set to 0).
+pub fn record(record: RowRecord) {
+    let appending = STATE.with(|s| s.borrow().appending_in.is_some());
+    if appending || (gucs::AUDIT_PENDING_LIMIT.get() > 0 && heads::get(&record.tenant_id).is_none()) {
+        keep(record);
+    } else {
+        append_chain_kept(&record.tenant_id);
+        super::append_now(&record.as_new_record());
+    }
 }
 
-/// Before a record of `tenant`'s chain is appended at once (an event, or a
-/// row's record with the limit at 0): appends the records of that chain
-/// kept before it. A record made while records are being appended (by a
-/// trigger a DBA put on the audit log) can only queue behind them, so an
-/// event is refused there.
-pub fn append_kept_ahead_of(tenant: &uuid::Uuid, event: bool) {
-    let (appending, ahead) = STATE.with(|s| {
-        let s = s.borrow();
-        (s.appending_in.is_some(), s.kept.iter().any(|k| k.record.tenant_id == *tenant))
-    });
-    if appending && event {
-        raise(AuditError::Misconfigured("an audit event cannot be written while audit records are appended (by a trigger on d5.audit_log)"));
+/// Before an event of `tenant`'s chain is appended: appends the records of
+/// that chain kept before it. An event made while records are being
+/// appended (by a trigger a DBA put on the audit log) could not follow
+/// them, so it is refused there.
+pub fn before_event(tenant: &uuid::Uuid) {
+    if STATE.with(|s| s.borrow().appending_in.is_some()) {
+        raise(AuditError::Misconfigured(
+            "an audit event cannot be written while audit records are appended (by a trigger on d5.audit_log)",
+        ));
     }
-    if ahead {
+    append_chain_kept(tenant);
+}
+
+fn append_chain_kept(tenant: &uuid::Uuid) {
+    if STATE.with(|s| s.borrow().kept.iter().any(|k| k.record.tenant_id == *tenant)) {
         append_kept_of(Some(tenant));
     }
 }
@@ -170,7 +171,7 @@ fn memory_context() -> pg_sys::MemoryContext {
 /// memory (only once they are complete: whatever runs while a record is
 /// made, a cast to json included, finds no half-made record here); appends
 /// every kept record now if they pass the limit.
-pub fn keep(mut record: RowRecord) {
+fn keep(mut record: RowRecord) {
     let context = memory_context();
     let mut size = record.table_name.len() + 200;
     for jsonb in record.jsonbs_mut().into_iter().flatten() {
@@ -190,7 +191,7 @@ pub fn keep(mut record: RowRecord) {
     };
     let over = STATE.with(|s| {
         let mut s = s.borrow_mut();
-        s.kept.push(kept);
+        s.kept.push(Rc::new(kept));
         s.bytes += size;
         s.appending_in.is_none() && s.bytes > limit_bytes()
     });
@@ -212,7 +213,7 @@ fn append_kept() -> bool {
 
 /// [`append_kept`], for one chain's records only if `tenant` is given.
 fn append_kept_of(tenant: Option<&uuid::Uuid>) -> bool {
-    let of_chain = |k: &Kept| tenant.is_none_or(|t| k.record.tenant_id == *t);
+    let of_chain = |k: &Rc<Kept>| tenant.is_none_or(|t| k.record.tenant_id == *t);
     let nothing = STATE.with(|s| {
         let mut s = s.borrow_mut();
         let nothing = !s.kept.iter().any(of_chain) || s.appending_in.is_some();
@@ -229,17 +230,18 @@ fn append_kept_of(tenant: Option<&uuid::Uuid>) -> bool {
         crate::privilege::as_extension_owner(|| loop {
             let batch = STATE.with(|s| {
                 let mut s = s.borrow_mut();
-                let (mut batch, others): (Vec<Kept>, Vec<Kept>) = s.kept.drain(..).partition(of_chain);
+                let s = &mut *s;
+                let (mut batch, others): (Vec<_>, Vec<_>) = s.kept.drain(..).partition(of_chain);
                 s.kept = others;
                 batch.sort_by_key(|k| k.record.tenant_id);
-                let batch = Rc::new(batch);
-                s.in_flight.push(Rc::clone(&batch));
+                let appending = s.appending_in.expect("set above");
+                s.appended.extend(batch.iter().map(|k| (appending, Rc::clone(k))));
                 batch
             });
             if batch.is_empty() {
                 break;
             }
-            for k in batch.iter() {
+            for k in &batch {
                 chain::append(&k.record.as_new_record(), &k.db_role, k.actor.as_deref(), k.logged_at);
             }
         })
@@ -247,12 +249,8 @@ fn append_kept_of(tenant: Option<&uuid::Uuid>) -> bool {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let s = &mut *s;
-        let appended_in = s.appending_in.take().expect("set above");
-        for k in s.in_flight.drain(..).flat_map(unwrap_batch) {
-            if k.subxact < appended_in {
-                s.appended.push((appended_in, k));
-            }
-        }
+        s.appending_in = None;
+        s.appended.retain(|(by, k)| *by > k.subxact);
         s.bytes = s.kept.iter().map(|k| k.size).sum();
         if s.kept.is_empty() && s.appended.is_empty() && !s.context.is_null() {
             // SAFETY: no record refers to the context's values any more.
@@ -274,7 +272,7 @@ pub fn append_kept_for_commit() {
     }
     let left = STATE.with(|s| {
         let s = s.borrow();
-        s.kept.len() + s.in_flight.len() + usize::from(s.appending_in.is_some())
+        s.kept.len() + usize::from(s.appending_in.is_some())
     });
     if left > 0 {
         raise(InternalError(format!("{left} audit records were not appended at commit")));
@@ -301,10 +299,6 @@ fn with_active_snapshot<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
-fn unwrap_batch(batch: Rc<Vec<Kept>>) -> Vec<Kept> {
-    Rc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone())
-}
-
 /// A rolled-back subtransaction takes the records made in it (subtransaction
 /// ids grow: every record at or above `subxact` was made by it or a child).
 /// The appends it made (all of them, if an error interrupted an append) are
@@ -314,15 +308,12 @@ pub fn abort_subtransaction(subxact: pg_sys::SubTransactionId) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let s = &mut *s;
-        if let Some(appending) = s.appending_in.filter(|&appending| subxact <= appending) {
-            for k in s.in_flight.drain(..).flat_map(unwrap_batch) {
-                s.appended.push((appending, k));
-            }
+        if s.appending_in.is_some_and(|appending| subxact <= appending) {
             s.appending_in = None;
         }
         let (undone, standing): (Vec<_>, Vec<_>) = s.appended.drain(..).partition(|(by, _)| *by >= subxact);
         s.appended = standing;
-        let mut kept: Vec<Kept> = undone.into_iter().map(|(_, k)| k).collect();
+        let mut kept: Vec<_> = undone.into_iter().map(|(_, k)| k).collect();
         kept.append(&mut s.kept);
         kept.retain(|k| k.subxact < subxact);
         s.kept = kept;
@@ -350,7 +341,6 @@ pub fn forget_transaction() {
         s.bytes = 0;
         s.context = std::ptr::null_mut();
         s.appending_in = None;
-        s.in_flight.clear();
         s.appended.clear();
     });
 }
